@@ -1,0 +1,122 @@
+"""The syntax tree of a .cnn file, as the parser builds it: no meaning yet.
+
+Every node carries the `Span` of its source text so that any later stage can
+point at it. Nodes are pydantic models: they validate what the transformer
+builds, and they dump to JSON for debugging (`specc check --ast` is not a
+flag; `specc.parse(...).model_dump()` is enough).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    span: Span
+
+
+# ---- values ---------------------------------------------------------------
+
+
+class Num(Node):
+    kind: Literal["num"] = "num"
+    value: int | float
+
+
+class Ref(Node):
+    """A bare word: a block parameter where one is in scope, else a word such as `same` or `max`."""
+
+    kind: Literal["ref"] = "ref"
+    name: str
+
+
+class Str(Node):
+    kind: Literal["str"] = "str"
+    value: str
+
+
+class BinOp(Node):
+    kind: Literal["binop"] = "binop"
+    op: Literal["+", "-", "*", "/"]
+    left: Expr
+    right: Expr
+
+
+class Neg(Node):
+    kind: Literal["neg"] = "neg"
+    operand: Expr
+
+
+Expr = Union[Num, Ref, Str, BinOp, Neg]
+
+
+class Name(Node):
+    """An identifier together with where it was written."""
+
+    text: str
+
+
+class Arg(Node):
+    """`value` (positional) or `key=value`."""
+
+    key: Name | None = None
+    value: Expr
+
+
+# ---- statements -------------------------------------------------------------
+
+
+class Statement(Node):
+    """One layer, block call or group; the expander decides which.
+
+    `conv K=16 F=5`          name=conv, items=[K=16, F=5]
+    `stem: basic(64) x2`     label=stem, name=basic, call_args=[64], repeat=2
+    `residual { ... }`       name=residual, body=[...]
+    """
+
+    label: Name | None = None
+    name: Name
+    call_args: list[Arg] | None = None
+    items: list[Arg] = []
+    repeat: int | None = None
+    repeat_span: Span | None = None
+    body: list[Statement] | None = None
+
+
+class Param(Node):
+    name: Name
+    default: Expr | None = None
+
+
+class BlockDef(Node):
+    name: Name
+    params: list[Param]
+    body: list[Statement]
+
+
+class Setting(Node):
+    key: Name
+    value: Expr
+
+
+class Spec(BaseModel):
+    """A whole file. Header statements may appear once each, anywhere before use."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    network: Name | None = None
+    input_shape: tuple[int, ...] | None = None
+    input_span: Span | None = None
+    init: Name | None = None
+    train: list[Setting] = []
+    train_span: Span | None = None
+    blocks: list[BlockDef] = []
+    body: list[Statement] = []
+
+
+for _model in (BinOp, Neg, Arg, Setting, Param, Statement, BlockDef):
+    _model.model_rebuild()

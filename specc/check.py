@@ -1,0 +1,223 @@
+"""Shape checking: walk the network tree, work out every shape and count.
+
+Pure integer arithmetic (see shapes.py and layers.py); torch is never
+imported. A layer that cannot take its input is reported and its output is
+unknown, so the layers after it are checked for nothing more than their
+arguments; independent branches and later blocks still get checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import shapes
+from .errors import Diagnostic, Source, SpeccError
+from .ir import Group, Layer, Network, Node, Shape
+from .layers import KINDS, ShapeError
+
+BYTES_PER_VALUE = 4  # float32
+
+
+@dataclass
+class Flow:
+    """What moves from one layer to the next: the shape, and receptive field and jump."""
+
+    shape: Shape | None
+    rf: int = 1
+    jump: int = 1
+
+
+@dataclass
+class Row:
+    """One line of the check table: a layer, or a group with its summed figures."""
+
+    name: str
+    kind: str
+    line: int
+    depth: int
+    output_shape: Shape | None
+    params: int
+    macs: int
+    receptive_field: int
+    formula: str | None = None
+    frozen: bool = False
+    is_group: bool = False
+
+
+@dataclass
+class Report:
+    network: str
+    input_shape: Shape
+    output_shape: Shape | None
+    rows: list[Row]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[Row]:
+        return [r for r in self.rows if not r.is_group]
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def frozen_params(self) -> int:
+        return sum(r.params for r in self.layers if r.frozen)
+
+    @property
+    def trainable_params(self) -> int:
+        return self.total_params - self.frozen_params
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.layers)
+
+    @property
+    def param_mb(self) -> float:
+        return self.total_params * BYTES_PER_VALUE / 1e6
+
+    @property
+    def activation_mb(self) -> float:
+        """Forward activations of one sample, every layer's output kept (as for training)."""
+        values = sum(shapes.prod(r.output_shape) for r in self.layers if r.output_shape)
+        return values * BYTES_PER_VALUE / 1e6
+
+
+def check(network: Network, source: Source, strict: bool = False) -> Report:
+    """Fill in the network's shapes and counts; raise SpeccError listing every error."""
+    checker = _Checker()
+    flow = checker.sequence(network.body, Flow(network.input_shape))
+    errors = [d for d in checker.diagnostics if d.is_error]
+    warnings = [d for d in checker.diagnostics if not d.is_error]
+    if strict:
+        for w in warnings:
+            w.severity = "error"
+        errors, warnings = errors + warnings, []
+    if errors:
+        raise SpeccError(diagnostics=sorted(errors, key=_position), source=source)
+    rows = list(_rows(network.body, 0))
+    return Report(network.name, network.input_shape, flow.shape, rows, warnings)
+
+
+def _position(d: Diagnostic) -> tuple[int, int]:
+    return (d.span.line, d.span.column) if d.span else (0, 0)
+
+
+class _Checker:
+    def __init__(self):
+        self.diagnostics: list[Diagnostic] = []
+
+    def sequence(self, nodes: list[Node], flow: Flow) -> Flow:
+        for node in nodes:
+            flow = self.layer(node, flow) if isinstance(node, Layer) else self.group(node, flow)
+        return flow
+
+    def layer(self, layer: Layer, flow: Flow) -> Flow:
+        layer.in_shape = flow.shape
+        if flow.shape is None:
+            return flow
+        try:
+            out = layer.kind.infer(layer.args, flow.shape)
+        except ShapeError as err:
+            span = layer.arg_spans.get(err.field, layer.span) if err.field else layer.span
+            self._report(err.message, span, err.hint, layer.calls)
+            return Flow(None)
+        if out.warning:
+            self._report(out.warning, layer.span, "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error",
+                         layer.calls, severity="warning")
+        layer.out_shape, layer.params, layer.macs, layer.formula = out.shape, out.params, out.macs, out.formula
+        rf, jump = flow.rf, flow.jump
+        if out.window:
+            rf, jump = shapes.receptive_field(rf, jump, *out.window)
+        elif out.sees_whole_map:
+            rf = shapes.whole_map(rf, jump, flow.shape[1:])
+        layer.receptive_field = rf
+        return Flow(out.shape, rf, jump)
+
+    def group(self, group: Group, flow: Flow) -> Flow:
+        group.in_shape = flow.shape
+        if group.kind == "residual":
+            out = self.residual(group, flow)
+        elif group.kind == "concat":
+            out = self.concat(group, flow)
+        else:
+            out = self.sequence(group.children, flow)
+        group.out_shape, group.receptive_field = out.shape, out.rf
+        return out
+
+    def residual(self, group: Group, flow: Flow) -> Flow:
+        body = self.sequence(group.children, flow)
+        if flow.shape is None or body.shape is None:
+            return Flow(None)
+        if group.shortcut == "identity" or (group.shortcut == "auto" and body.shape == flow.shape):
+            if body.shape != flow.shape:
+                self._report(
+                    f"residual branches disagree: the body gives {shapes.shape_text(body.shape)} "
+                    f"but the identity shortcut gives {shapes.shape_text(flow.shape)}",
+                    group.span,
+                    "write `residual shortcut=project` (a 1×1 conv with the right stride, then batchnorm) "
+                    "or `residual shortcut=auto` to project only where shapes differ",
+                    group.calls,
+                )
+                return Flow(None)
+            return Flow(body.shape, max(body.rf, flow.rf), body.jump)
+        return self.projection(group, flow, body)
+
+    def projection(self, group: Group, flow: Flow, body: Flow) -> Flow:
+        """The torchvision shortcut: 1×1 conv with the body's stride, then batchnorm."""
+        stride = max(body.jump // flow.jump, 1)
+        conv_args = {"K": body.shape[0], "F": 1, "S": stride, "P": 0, "dilation": 1, "groups": 1, "bias": False}
+        bn_args = {"eps": 1e-5, "momentum": 0.1}
+        base = group.path + (group.shortcut_name,)
+        group.shortcut_layers = [
+            Layer(base + ("0",), KINDS["conv"], conv_args, group.span, group.line, group.frozen, calls=group.calls),
+            Layer(base + ("1",), KINDS["batchnorm"], bn_args, group.span, group.line, group.frozen, calls=group.calls),
+        ]
+        out = self.sequence(group.shortcut_layers, flow)
+        if out.shape != body.shape:
+            self._report(
+                f"residual branches disagree: the body gives {shapes.shape_text(body.shape)} but the projection "
+                f"shortcut (1×1 conv, stride {stride}) gives {shapes.shape_text(out.shape)}",
+                group.span,
+                "a projection can change channels and stride, not other sizes; make the body keep (W − F + 2P)/S exact",
+                group.calls,
+            )
+            return Flow(None)
+        return Flow(body.shape, max(body.rf, out.rf), body.jump)
+
+    def concat(self, group: Group, flow: Flow) -> Flow:
+        outs = [self.layer(child, flow) if isinstance(child, Layer) else self.group(child, flow) for child in group.children]
+        if flow.shape is None or any(o.shape is None for o in outs):
+            return Flow(None)
+        first = outs[0].shape
+        if any(len(o.shape) != len(first) or o.shape[1:] != first[1:] for o in outs):
+            shown = ", ".join(shapes.shape_text(o.shape) for o in outs)
+            self._report(f"concat branches differ in size: {shown}", group.span,
+                         "concat joins channels; every branch must keep the same height and width (pad, or match strides)", group.calls)
+            return Flow(None)
+        channels = sum(o.shape[0] for o in outs)
+        return Flow((channels, *first[1:]), max(o.rf for o in outs), max(o.jump for o in outs))
+
+    def _report(self, message, span, hint, calls, severity="error"):
+        notes = [(text, where) for text, where in reversed(calls)]
+        self.diagnostics.append(Diagnostic(message, span, hint, severity, notes))
+
+
+def _rows(nodes: list[Node], depth: int):
+    for node in nodes:
+        if isinstance(node, Layer):
+            yield _layer_row(node, depth)
+            continue
+        yield Row(node.name if node.scoped else "", node.title, node.line, depth, node.out_shape, node.params, node.macs,
+                  node.receptive_field, frozen=node.frozen, is_group=True)
+        yield from _rows(node.children, depth + 1)
+        for layer in node.shortcut_layers:
+            yield _layer_row(layer, depth + 1)
+
+
+def _layer_row(layer: Layer, depth: int) -> Row:
+    kind = layer.kind.name
+    if kind == "pool":
+        kind = f"pool {layer.args['mode']}" + (" global" if layer.args["global"] else "")
+    return Row(layer.name, kind, layer.line, depth, layer.out_shape, layer.params, layer.macs,
+               layer.receptive_field, layer.formula, layer.frozen)

@@ -1,0 +1,124 @@
+"""Errors and warnings that users see, and the one renderer that draws them.
+
+Every mistake a user can make (in a spec, a data folder, a weights file, a
+command line) is raised as a `SpeccError`. The CLI catches it and prints it;
+nothing else about it is special. A spec error carries a `Span` so that it
+can be shown like a compiler's: `net.cnn:7:1: error: ...`, the source line,
+a caret under the culprit, and a hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Exit codes of the CLI, named once.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # data, weights, runtime: anything that is not the spec itself
+EXIT_BAD_SPEC = 2  # the spec, or another input file the user named, is malformed
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a piece of source text is: 1-based line and column, end exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def until(self, other: Span) -> Span:
+        return Span(self.line, self.column, other.end_line, other.end_column)
+
+
+@dataclass
+class Diagnostic:
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    severity: str = "error"  # "error" | "warning"
+    notes: list[tuple[str, Span]] = field(default_factory=list)  # ("in call to basic", span of the call)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+class SpeccError(Exception):
+    """One or more user-facing problems. `exit_code` says which kind."""
+
+    def __init__(
+        self,
+        message: str = "",
+        span: Span | None = None,
+        hint: str | None = None,
+        *,
+        diagnostics: list[Diagnostic] | None = None,
+        source: Source | None = None,
+        exit_code: int = EXIT_BAD_SPEC,
+    ):
+        self.diagnostics = diagnostics if diagnostics is not None else [Diagnostic(message, span, hint)]
+        self.source = source
+        self.exit_code = exit_code
+        super().__init__(self.diagnostics[0].message if self.diagnostics else message)
+
+    def render(self) -> str:
+        return render_all(self.diagnostics, self.source)
+
+
+class UsageError(SpeccError):
+    """A problem with something other than the spec: data, weights, a flag. Exit code 1."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, None, hint, exit_code=EXIT_FAILURE)
+
+
+class InputFileError(SpeccError):
+    """A file the user named is missing, truncated or of the wrong kind. Exit code 2."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, None, hint, exit_code=EXIT_BAD_SPEC)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of one spec file and the name to show for it."""
+
+    text: str
+    path: str = "<string>"
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def render(diag: Diagnostic, source: Source | None) -> str:
+    """`file:line:col: severity: message`, the source line, a caret, then hint and notes."""
+    if diag.span is None or source is None:
+        head = f"{source.path}: " if source is not None else ""
+        out = [f"{head}{diag.severity}: {diag.message}"]
+    else:
+        out = [f"{source.path}:{diag.span.line}:{diag.span.column}: {diag.severity}: {diag.message}"]
+        out += _excerpt(source, diag.span)
+    if diag.hint:
+        out.append(f"  hint: {diag.hint}")
+    for text, span in diag.notes:
+        where = f"{source.path}:{span.line}:{span.column}: " if source is not None else ""
+        out.append(f"{where}note: {text}")
+        if source is not None:
+            out += _excerpt(source, span)
+    return "\n".join(out)
+
+
+def _excerpt(source: Source, span: Span) -> list[str]:
+    text = source.line_text(span.line).rstrip("\n")
+    if not text.strip():
+        return []
+    gutter = f"{span.line:>4} | "
+    end = span.end_column if span.end_line == span.line else len(text) + 1
+    width = max(1, end - span.column)
+    caret = " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" + "~" * (width - 1)
+    return [gutter + text, caret]
+
+
+def render_all(diagnostics: list[Diagnostic], source: Source | None) -> str:
+    return "\n".join(render(d, source) for d in diagnostics)

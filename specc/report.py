@@ -1,0 +1,78 @@
+"""Views of a check report: the rich table and the JSON. Computing happens in check.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .check import Report, Row
+from .shapes import shape_text
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    return {
+        "network": report.network,
+        "input_shape": list(report.input_shape),
+        "output_shape": list(report.output_shape) if report.output_shape else None,
+        "total_params": report.total_params,
+        "trainable_params": report.trainable_params,
+        "frozen_params": report.frozen_params,
+        "total_macs": report.total_macs,
+        "param_mb": round(report.param_mb, 4),
+        "activation_mb": round(report.activation_mb, 4),
+        "layers": [_row_json(r) for r in report.layers],
+        "groups": [_row_json(r) for r in report.rows if r.is_group],
+        "warnings": [w.message for w in report.warnings],
+    }
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    out = {
+        "name": row.name,
+        "kind": row.kind,
+        "line": row.line,
+        "output_shape": list(row.output_shape) if row.output_shape else None,
+        "params": row.params,
+        "macs": row.macs,
+        "receptive_field": row.receptive_field,
+        "depth": row.depth,
+    }
+    if not row.is_group:
+        out["formula"] = row.formula
+        out["frozen"] = row.frozen
+    return out
+
+
+def human(n: float) -> str:
+    """1814073344 -> 1.814 G; small numbers stay exact."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.3f} {unit}"
+    return f"{n:g}"
+
+
+def table(report: Report, depth: int | None = None):
+    """The check table as a rich renderable; groups deeper than `depth` fold into their row."""
+    from rich.table import Table
+
+    t = Table(title=f"{report.network}: input {shape_text(report.input_shape)}", title_justify="left", header_style="bold")
+    for column, justify in (("name", "left"), ("kind", "left"), ("line", "right"), ("output", "right"),
+                            ("(W − F + 2P)/S + 1", "left"), ("params", "right"), ("MACs", "right"), ("RF", "right")):
+        t.add_column(column, justify=justify, no_wrap=column != "(W − F + 2P)/S + 1")
+    for row in report.rows:
+        if depth is not None and row.depth > depth:
+            continue
+        indent = "  " * row.depth
+        name = f"{indent}{row.name or '·'}" + (" ❄" if row.frozen and not row.is_group else "")
+        style = "bold" if row.is_group else None
+        t.add_row(name, row.kind, str(row.line), shape_text(row.output_shape), row.formula or "",
+                  f"{row.params:,}", f"{row.macs:,}", str(row.receptive_field), style=style)
+    return t
+
+
+def totals(report: Report) -> str:
+    return "\n".join([
+        f"output      {shape_text(report.output_shape)}",
+        f"params      {report.total_params:,} ({report.trainable_params:,} trainable, {report.frozen_params:,} frozen)",
+        f"MACs        {report.total_macs:,} ({human(report.total_macs)}MACs, ≈{human(2 * report.total_macs)}FLOPs)",
+        f"memory      {report.param_mb:.2f} MB of parameters, {report.activation_mb:.2f} MB of activations per sample (fp32)",
+    ])

@@ -1,0 +1,90 @@
+"""Shape arithmetic as pure integer functions: no torch, no specc types.
+
+The lecture formula for a sliding window (conv or pool) over a size W with
+filter F, stride S and padding P on each side is (W - F + 2P)/S + 1. PyTorch
+floors a non-integer result, dropping the last pixels; we do the same and let
+the caller warn. Dilation widens the filter to d(F - 1) + 1. Padding may be
+asymmetric (an even filter with `same`), so it is passed as (low, high).
+"""
+
+from __future__ import annotations
+
+import math
+
+PAD_WORDS = ("same", "valid", "full")
+
+
+def effective_filter(f: int, dilation: int = 1) -> int:
+    return dilation * (f - 1) + 1
+
+
+def resolve_padding(p: int | str, size: int, f: int, s: int, dilation: int = 1) -> tuple[int, int]:
+    """Padding before and after one spatial axis, as PyTorch and Keras apply it.
+
+    `same` keeps ceil(size / s) positions; the odd pixel of padding goes after,
+    as in both frameworks. `full` lets every filter position touch the input.
+    """
+    f_eff = effective_filter(f, dilation)
+    if p == "valid":
+        return 0, 0
+    if p == "full":
+        return f_eff - 1, f_eff - 1
+    if p == "same":
+        total = max((math.ceil(size / s) - 1) * s + f_eff - size, 0)
+        return total // 2, total - total // 2
+    return int(p), int(p)
+
+
+def window_output(size: int, f: int, s: int, pad: tuple[int, int], dilation: int = 1) -> tuple[int, bool]:
+    """Output positions of a window sliding over one axis, and whether the division was exact."""
+    span = size + pad[0] + pad[1] - effective_filter(f, dilation)
+    if span < 0:
+        return span // s + 1, True
+    return span // s + 1, span % s == 0
+
+
+def dropped_pixels(size: int, f: int, s: int, pad: tuple[int, int], dilation: int = 1) -> int:
+    """Real input pixels at the end of an axis that no window covers because the stride overshoots.
+
+    Only counted where windows touch each other (F ≥ S): with F < S the gaps between
+    windows skip pixels by design. Padding that no window reaches is no loss.
+    """
+    f_eff = effective_filter(f, dilation)
+    if f_eff < s:
+        return 0
+    out, _ = window_output(size, f, s, pad, dilation)
+    last_covered = (out - 1) * s + f_eff - 1  # in padded coordinates
+    return max(0, pad[0] + size - 1 - last_covered)
+
+
+def formula(size: int, f: int, s: int, pad: tuple[int, int], dilation: int = 1) -> str:
+    """The lecture formula with the numbers filled in, e.g. `(32 − 5 + 2·2)/1 + 1 = 32`."""
+    f_eff = effective_filter(f, dilation)
+    padding = f"2·{pad[0]}" if pad[0] == pad[1] else f"{pad[0]}+{pad[1]}"
+    out, exact = window_output(size, f, s, pad, dilation)
+    text = f"({size} − {f_eff} + {padding})/{s} + 1"
+    if exact:
+        return f"{text} = {out}"
+    value = (size + pad[0] + pad[1] - f_eff) / s + 1
+    return f"{text} = {value:g} → {out}"
+
+
+def receptive_field(rf: int, jump: int, f_eff: int, s: int) -> tuple[int, int]:
+    """Receptive field and jump (input pixels between neighbouring outputs) after one window."""
+    return rf + (f_eff - 1) * jump, jump * s
+
+
+def whole_map(rf: int, jump: int, spatial: tuple[int, ...]) -> int:
+    """Receptive field of a layer that sees every position of its input (global pool, flatten)."""
+    return rf + (max(spatial, default=1) - 1) * jump
+
+
+def prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "×".join(str(d) for d in shape)
