@@ -89,7 +89,9 @@ def compile_(spec: str, output: str | None, show: bool, class_name: str | None):
 
         Path(output).write_text(source)
         click.echo(f"wrote {output}", err=True)
-    if show or not output:
+    if (show or not output) and sys.stdout.isatty():
         from rich.syntax import Syntax
 
         _console().print(Syntax(source, "python", line_numbers=False))
+    elif show or not output:
+        click.echo(source, nl=False)

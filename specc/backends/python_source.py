@@ -1,0 +1,214 @@
+"""Network IR to one standalone, readable PyTorch file.
+
+This is the only code generator: `net.to_torch()` executes the very source
+written here, so the module in memory and `specc compile -o model.py` cannot
+drift apart. `__init__` builds one module per layer, in namespaces
+(nn.ModuleDict) that mirror the spec's names; `forward` is one line per layer,
+with the residual adds and concats written out, as a person would.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+from ..errors import SpeccError
+from ..ir import Group, Layer, Network, Node
+from ..layers import HELPERS
+from ..shapes import shape_text
+
+# Attributes of nn.Module and nn.ModuleDict: a layer named like one cannot be registered.
+RESERVED = frozenset(
+    "T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double dump_patches eval "
+    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu items keys load_state_dict modules "
+    "mtia named_buffers named_children named_modules named_parameters parameters pop register_backward_hook register_buffer "
+    "register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook "
+    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter "
+    "register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory "
+    "state_dict to to_empty train training type update values xpu zero_grad".split()
+)
+
+# Layers whose output their own backward pass does not need, so a ReLU after them may work in place.
+_SAFE_BEFORE_INPLACE = frozenset({"conv", "batchnorm", "fc", "pool", "dropout", "add", "cat"})
+
+_INIT_FUNCTIONS = {
+    "kaiming": '''def init_weights(model: nn.Module) -> None:
+    """He initialisation for convs (fan-out, ReLU gain), as torchvision's ResNets; batchnorm to identity."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)''',
+    "xavier": '''def init_weights(model: nn.Module) -> None:
+    """Glorot (Xavier) uniform weights for convs and fc layers, zero biases."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)''',
+}
+
+
+def class_name(network: Network) -> str:
+    name = "".join(part[:1].upper() + part[1:] for part in network.name.replace("-", "_").split("_") if part)
+    return name if name.isidentifier() and not keyword.iskeyword(name) else "Network"
+
+
+def generate(network: Network, name: str | None = None) -> str:
+    return _Writer(network, name or class_name(network)).source()
+
+
+class _Namespace:
+    """Unique local variable names for forward: identity, identity_1, ..."""
+
+    def __init__(self):
+        self.used: set[str] = {"x", "self", "torch", "nn", "F"}
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 0
+        while name in self.used:
+            n += 1
+            name = f"{base}_{n}"
+        self.used.add(name)
+        return name
+
+
+class _Writer:
+    def __init__(self, network: Network, name: str):
+        self.network, self.name = network, name
+        self.init_lines: list[str] = []
+        self.forward_lines: list[str] = []
+        self.frozen: list[str] = []
+        self.containers: set[tuple[str, ...]] = set()
+        self.helpers: set[str] = set()
+        self.uses_pad = False
+        self.locals = _Namespace()
+
+    def source(self) -> str:
+        self.emit(self.network.body, "x", "x", fresh=False)
+        self.forward_lines.append("return x")
+        return self.assemble()
+
+    # ---- module access and construction --------------------------------------------
+
+    def access(self, layer: Layer | tuple[str, ...], span_of: Layer | Group | None = None) -> str:
+        path = layer.path if isinstance(layer, Layer) else layer
+        owner = span_of or (layer if isinstance(layer, Layer) else None)
+        head, *rest = path
+        for part in path:
+            if part in RESERVED or (part is head and (not head.isidentifier() or keyword.iskeyword(head))):
+                where = owner.span if owner is not None else None
+                raise SpeccError(f"the name '{part}' cannot name a PyTorch module", where,
+                                 "nn.Module uses it already, or it is not a Python name at the top level; choose another")
+        return f"self.{head}" + "".join(f'["{p}"]' for p in rest)
+
+    def construct(self, layer: Layer, inplace: bool) -> None:
+        for depth in range(1, len(layer.path)):
+            prefix = layer.path[:depth]
+            if prefix not in self.containers:
+                self.containers.add(prefix)
+                self.init_lines.append(f"{self.access(prefix, layer)} = nn.ModuleDict()")
+        expr = layer.kind.torch(layer.args, layer.in_shape)
+        if inplace:
+            expr = "nn.ReLU(inplace=True)"
+        head = expr.split("(", 1)[0]
+        if head in HELPERS:
+            self.helpers.add(head)
+        self.init_lines.append(f"{self.access(layer)} = {expr}  # {shape_text(layer.out_shape)}, line {layer.line}")
+        if layer.frozen:
+            self.frozen.append(f"{self.access(layer)}.requires_grad_(False)")
+
+    # ---- forward ---------------------------------------------------------------------------
+
+    def emit(self, nodes: list[Node], src: str, dst: str, fresh: bool) -> bool:
+        """Lines computing `dst` from `src` through `nodes`.
+
+        `fresh` says whether `src` was written by an op whose output may be overwritten
+        in place (a ReLU then works in place, as in torchvision); the return value says
+        the same of `dst` afterwards.
+        """
+        if not nodes and src != dst:
+            self.forward_lines.append(f"{dst} = {src}")
+        for node in nodes:
+            if isinstance(node, Layer):
+                fresh = self.layer(node, src, dst, fresh)
+            elif node.kind == "residual":
+                fresh = self.residual(node, src, dst)
+            elif node.kind == "concat":
+                fresh = self.concat(node, src, dst)
+            else:
+                fresh = self.emit(node.children, src, dst, fresh)
+            src = dst
+        return fresh
+
+    def layer(self, layer: Layer, src: str, dst: str, fresh: bool) -> bool:
+        inplace = layer.kind.name == "relu" and fresh
+        self.construct(layer, inplace)
+        call = self.access(layer)
+        pad = layer.kind.explicit_pad(layer.args, layer.in_shape) if layer.kind.name == "conv" else None
+        arg = f"F.pad({src}, {pad})" if pad else src
+        self.uses_pad |= bool(pad)
+        self.forward_lines.append(f"{dst} = {call}({arg})")
+        return layer.kind.name in _SAFE_BEFORE_INPLACE
+
+    def residual(self, group: Group, src: str, dst: str) -> bool:
+        identity = self.locals.fresh("identity")
+        self.forward_lines.append(f"{identity} = {src}")
+        self.emit(group.children, identity, dst, fresh=False)
+        for layer in group.shortcut_layers:
+            self.layer(layer, identity, identity, fresh=False)
+        self.forward_lines.append(f"{dst} = {dst} + {identity}")
+        return True
+
+    def concat(self, group: Group, src: str, dst: str) -> bool:
+        source = src
+        if src == dst:
+            source = self.locals.fresh("branch_input")
+            self.forward_lines.append(f"{source} = {src}")
+        outs = []
+        for child in group.children:
+            out = self.locals.fresh("branch")
+            self.emit([child], source, out, fresh=False)
+            outs.append(out)
+        self.forward_lines.append(f"{dst} = torch.cat([{', '.join(outs)}], dim=1)")
+        return True
+
+    # ---- the file ----------------------------------------------------------------------------
+
+    def assemble(self) -> str:
+        net = self.network
+        out = [
+            f'"""{net.name}, compiled by specc from {net.source_path}. Needs only torch.',
+            "",
+            f"Input: {shape_text(net.input_shape)} per sample; output: {shape_text(net.output_shape)}.",
+            f"Build it with `{self.name}()`; run this file to try it on a random batch.",
+            '"""',
+            "",
+            "import torch",
+            "from torch import nn",
+        ]
+        if self.uses_pad:
+            out.append("from torch.nn import functional as F")
+        out += ["", f"INPUT_SHAPE = {tuple(net.input_shape)!r}", ""]
+        for helper in sorted(self.helpers):
+            out += ["", HELPERS[helper], ""]
+        if net.init in _INIT_FUNCTIONS:
+            out += ["", _INIT_FUNCTIONS[net.init], ""]
+        out += ["", f"class {self.name}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
+        out += [f"        {line}" for line in self.init_lines]
+        if net.init in _INIT_FUNCTIONS:
+            out.append("        init_weights(self)")
+        out += [f"        {line}" for line in self.frozen]
+        out += ["", "    def forward(self, x):"]
+        out += [f"        {line}" for line in self.forward_lines]
+        out += [
+            "", "",
+            'if __name__ == "__main__":',
+            f"    model = {self.name}()",
+            "    batch = torch.randn(2, *INPUT_SHAPE)",
+            '    print(model(batch).shape, sum(p.numel() for p in model.parameters()), "parameters")',
+            "",
+        ]
+        return "\n".join(out)
