@@ -1,9 +1,4 @@
-"""The command line: parse arguments, call the library, render, exit with a named code.
-
-Every user mistake arrives here as a SpeccError and leaves as a compiler-style
-message on stderr with exit code 2 (a bad spec or input file) or 1 (anything
-else). A traceback means a bug in specc.
-"""
+"""`specc check` and `specc compile`: the verbs that read a spec and need no data."""
 
 from __future__ import annotations
 
@@ -12,31 +7,9 @@ import sys
 
 import click
 
-from .errors import EXIT_FAILURE, SpeccError
-
-
-class _Cli(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except SpeccError as err:
-            click.echo(err.render(), err=True)
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            sys.exit(EXIT_FAILURE)
-
-
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="specc")
-def main():
-    """specc: convolutional networks written as text."""
-
 
 def _load(path: str):
-    from .api import load
+    from ..api import load
 
     return load(path)
 
@@ -49,20 +22,20 @@ def _console():
 
 
 def _print_warnings(report, net) -> None:
-    from .errors import render_all
+    from ..errors import render_all
 
     if report.warnings:
         click.echo(render_all(report.warnings, net.source), err=True)
 
 
-@main.command()
+@click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Fold groups nested deeper than this.")
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. a stride that drops pixels) as errors.")
 def check(spec: str, as_json: bool, depth: int | None, strict: bool):
     """Work out every shape, parameter and multiply-add of SPEC, without torch."""
-    from . import report as views
+    from .. import report as views
 
     net = _load(spec)
     report = net.check(strict=strict)
@@ -75,7 +48,7 @@ def check(spec: str, as_json: bool, depth: int | None, strict: bool):
     console.print(views.totals(report), highlight=False)
 
 
-@main.command(name="compile")
+@click.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the Python file here.")
 @click.option("--print", "show", is_flag=True, help="Show the generated source on the terminal.")
