@@ -1,8 +1,8 @@
 """The Python API: the same verbs as the CLI.
 
-    net = specc.load("net.cnn")
-    report = net.check()          # rows and totals, no torch involved
-    model = net.to_torch()        # an nn.Module named like the spec
+net = specc.load("net.cnn")
+report = net.check()          # rows and totals, no torch involved
+model = net.to_torch()        # an nn.Module named like the spec
 """
 
 from __future__ import annotations

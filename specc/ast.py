@@ -8,7 +8,7 @@ flag; `specc.parse(...).model_dump()` is enough).
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,7 +52,7 @@ class Neg(Node):
     operand: Expr
 
 
-Expr = Union[Num, Ref, Str, BinOp, Neg]
+Expr = Num | Ref | Str | BinOp | Neg
 
 
 class Name(Node):

@@ -123,8 +123,13 @@ class _Checker:
             self._report(err.message, span, err.hint, layer.calls)
             return Flow(None)
         if out.warning:
-            self._report(out.warning, layer.span, "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error",
-                         layer.calls, severity="warning")
+            self._report(
+                out.warning,
+                layer.span,
+                "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error",
+                layer.calls,
+                severity="warning",
+            )
         layer.out_shape, layer.params, layer.macs, layer.formula = out.shape, out.params, out.macs, out.formula
         rf, jump = flow.rf, flow.jump
         if out.window:
@@ -192,8 +197,12 @@ class _Checker:
         first = outs[0].shape
         if any(len(o.shape) != len(first) or o.shape[1:] != first[1:] for o in outs):
             shown = ", ".join(shapes.shape_text(o.shape) for o in outs)
-            self._report(f"concat branches differ in size: {shown}", group.span,
-                         "concat joins channels; every branch must keep the same height and width (pad, or match strides)", group.calls)
+            self._report(
+                f"concat branches differ in size: {shown}",
+                group.span,
+                "concat joins channels; every branch must keep the same height and width (pad, or match strides)",
+                group.calls,
+            )
             return Flow(None)
         channels = sum(o.shape[0] for o in outs)
         return Flow((channels, *first[1:]), max(o.rf for o in outs), max(o.jump for o in outs))
@@ -208,8 +217,18 @@ def _rows(nodes: list[Node], depth: int):
         if isinstance(node, Layer):
             yield _layer_row(node, depth)
             continue
-        yield Row(node.name if node.scoped else "", node.title, node.line, depth, node.out_shape, node.params, node.macs,
-                  node.receptive_field, frozen=node.frozen, is_group=True)
+        yield Row(
+            node.name if node.scoped else "",
+            node.title,
+            node.line,
+            depth,
+            node.out_shape,
+            node.params,
+            node.macs,
+            node.receptive_field,
+            frozen=node.frozen,
+            is_group=True,
+        )
         yield from _rows(node.children, depth + 1)
         for layer in node.shortcut_layers:
             yield _layer_row(layer, depth + 1)
@@ -219,5 +238,6 @@ def _layer_row(layer: Layer, depth: int) -> Row:
     kind = layer.kind.name
     if kind == "pool":
         kind = f"pool {layer.args['mode']}" + (" global" if layer.args["global"] else "")
-    return Row(layer.name, kind, layer.line, depth, layer.out_shape, layer.params, layer.macs,
-               layer.receptive_field, layer.formula, layer.frozen)
+    return Row(
+        layer.name, kind, layer.line, depth, layer.out_shape, layer.params, layer.macs, layer.receptive_field, layer.formula, layer.frozen
+    )

@@ -50,7 +50,9 @@ class Scope:
     def take(self, label: ast.Name | None, base: str, expander: Expander) -> str:
         if label is not None:
             if label.text in self.taken:
-                expander.error(f"the name '{label.text}' is used twice here", label.span, "each layer or block in one place needs its own name")
+                expander.error(
+                    f"the name '{label.text}' is used twice here", label.span, "each layer or block in one place needs its own name"
+                )
             self.taken[label.text] = label.span
             return label.text
         while True:
@@ -72,7 +74,9 @@ class Context:
     frozen: bool = False
 
     def inside(self, scope: Scope | None = None, **changes) -> Context:
-        return Context(scope or self.scope, changes.get("env", self.env), changes.get("calls", self.calls), changes.get("frozen", self.frozen))
+        return Context(
+            scope or self.scope, changes.get("env", self.env), changes.get("calls", self.calls), changes.get("frozen", self.frozen)
+        )
 
 
 def expand(spec: ast.Spec, source: Source) -> Network:
@@ -125,16 +129,22 @@ class Expander:
             self.error("the spec has no `input` line", Span(1, 1, 1, 2), "add e.g. `input 3x32x32` (channels x height x width)")
             return (1, 1, 1)
         if len(shape) > 4 or 0 in shape:
-            self.error(f"input {'x'.join(map(str, shape))} is not a shape specc can take", span,
-                       "write C x L (1-D), C x H x W (2-D) or C x D x H x W (3-D), every size at least 1")
+            self.error(
+                f"input {'x'.join(map(str, shape))} is not a shape specc can take",
+                span,
+                "write C x L (1-D), C x H x W (2-D) or C x D x H x W (3-D), every size at least 1",
+            )
         return shape
 
     def _init(self) -> str:
         if self.spec.init is None:
             return "default"
         if self.spec.init.text not in INITS:
-            self.error(f"unknown initialisation '{self.spec.init.text}'", self.spec.init.span,
-                       did_you_mean(self.spec.init.text, INITS) or f"choose one of {', '.join(INITS)}")
+            self.error(
+                f"unknown initialisation '{self.spec.init.text}'",
+                self.spec.init.span,
+                did_you_mean(self.spec.init.text, INITS) or f"choose one of {', '.join(INITS)}",
+            )
         return self.spec.init.text
 
     # ---- values -------------------------------------------------------------------
@@ -160,8 +170,11 @@ class Expander:
     def _number(self, value: Value, op: str) -> int | float:
         if isinstance(value.value, (int, float)) and not value.word:
             return value.value
-        self.error(f"'{value.value}' is not a number, so '{op}' cannot apply to it", value.span,
-                   "arithmetic works on numbers and on block parameters that hold numbers")
+        self.error(
+            f"'{value.value}' is not a number, so '{op}' cannot apply to it",
+            value.span,
+            "arithmetic works on numbers and on block parameters that hold numbers",
+        )
         return 0
 
     # ---- statements -------------------------------------------------------------------
@@ -209,12 +222,19 @@ class Expander:
         if word in self.blocks:
             return self.call(st, items, ctx, name)
         if st.call_args is not None:
-            self.error(f"unknown block '{word}'", st.name.span, did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`", ctx.calls)
+            self.error(
+                f"unknown block '{word}'",
+                st.name.span,
+                did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`",
+                ctx.calls,
+            )
             return None
         if word in KINDS:
             return self.layer(st, items, ctx, name)
         if word in GROUP_FIELDS:
-            self.error(f"'{word}' needs a body in braces", st.name.span, f"write `{word} {{`, the layers on the next lines, then `}}`", ctx.calls)
+            self.error(
+                f"'{word}' needs a body in braces", st.name.span, f"write `{word} {{`, the layers on the next lines, then `}}`", ctx.calls
+            )
             return None
         candidates = [*KINDS, *self.blocks, *GROUP_FIELDS, *KEYWORDS]
         self.error(f"unknown layer '{word}'", st.name.span, did_you_mean(word, candidates) or f"layers are: {', '.join(KINDS)}", ctx.calls)
@@ -231,7 +251,12 @@ class Expander:
     def group(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         word = st.name.text
         if word not in GROUP_FIELDS:
-            self.error(f"'{word}' cannot have a body", st.name.span, did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual and concat", ctx.calls)
+            self.error(
+                f"'{word}' cannot have a body",
+                st.name.span,
+                did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual and concat",
+                ctx.calls,
+            )
             return None
         resolved = self.arguments(word, GROUP_FIELDS[word], items, ctx, st.name.span)
         named = st.label is not None or name.isdigit()
@@ -273,16 +298,24 @@ class Expander:
         for i, arg in enumerate(args):
             if arg.key is None:
                 if i >= len(order):
-                    self.error(f"'{block.name.text}' takes {len(order)} argument{'s' * (len(order) != 1)} ({', '.join(order)}), got more",
-                               arg.span, None, ctx.calls)
+                    self.error(
+                        f"'{block.name.text}' takes {len(order)} argument{'s' * (len(order) != 1)} ({', '.join(order)}), got more",
+                        arg.span,
+                        None,
+                        ctx.calls,
+                    )
                     ok = False
                     continue
                 key, key_span = order[i], arg.span
             else:
                 key, key_span = arg.key.text, arg.key.span
                 if key not in params:
-                    self.error(f"'{block.name.text}' has no parameter '{key}'", key_span,
-                               did_you_mean(key, params) or f"its parameters are: {', '.join(order) or 'none'}", ctx.calls)
+                    self.error(
+                        f"'{block.name.text}' has no parameter '{key}'",
+                        key_span,
+                        did_you_mean(key, params) or f"its parameters are: {', '.join(order) or 'none'}",
+                        ctx.calls,
+                    )
                     ok = False
                     continue
             if key in env:
@@ -292,8 +325,12 @@ class Expander:
         for key, param in params.items():
             if key not in env:
                 if param.default is None:
-                    self.error(f"'{block.name.text}' needs the argument '{key}'", where,
-                               f"'{block.name.text}({', '.join(_param_text(p) for p in block.params)})' is defined on line {block.span.line}", ctx.calls)
+                    self.error(
+                        f"'{block.name.text}' needs the argument '{key}'",
+                        where,
+                        f"'{block.name.text}({', '.join(_param_text(p) for p in block.params)})' is defined on line {block.span.line}",
+                        ctx.calls,
+                    )
                     ok = False
                 else:
                     env[key] = self.evaluate(param.default, env)
@@ -330,7 +367,9 @@ class Expander:
             fld = next((f for f in fields if f.name == item.key.text), None)
             if fld is None:
                 names = [f.name for f in fields]
-                hint = did_you_mean(item.key.text, names) or (f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments")
+                hint = did_you_mean(item.key.text, names) or (
+                    f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
+                )
                 self.error(f"{what} has no argument '{item.key.text}'", item.key.span, hint, ctx.calls)
             elif fld.name in args:
                 self.error(f"{fld.name} is given twice", item.key.span, None, ctx.calls)
@@ -362,7 +401,9 @@ class Expander:
         if fld.type in ("word", "pad") and value.word:
             if v in fld.choices:
                 return v
-            return self._bad(f"{what} {fld.name} cannot be '{v}'", value, ctx, did_you_mean(v, fld.choices) or f"choose one of {', '.join(fld.choices)}")
+            return self._bad(
+                f"{what} {fld.name} cannot be '{v}'", value, ctx, did_you_mean(v, fld.choices) or f"choose one of {', '.join(fld.choices)}"
+            )
         if fld.type == "word" or value.word or isinstance(v, str):
             return self._bad(f"{what} {fld.name} must be {fld.help or 'a number'}, got '{v}'", value, ctx)
         if fld.type in ("int", "pad") and not isinstance(v, int):

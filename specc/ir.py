@@ -9,8 +9,9 @@ are control flow only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import Span
 from .layers import LayerKind

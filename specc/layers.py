@@ -89,7 +89,7 @@ def _slide(kind: str, x: Shape, f: int, s: int, p: int | str, dilation: int = 1)
     spatial = _spatial(kind, x)
     pads = [shapes.resolve_padding(p, w, f, s, dilation) for w in spatial]
     outs, texts, dropped = [], [], []
-    for w, pad in zip(spatial, pads):
+    for w, pad in zip(spatial, pads, strict=True):
         out, _ = shapes.window_output(w, f, s, pad, dilation)
         if out <= 0:
             f_eff = shapes.effective_filter(f, dilation)
@@ -141,8 +141,12 @@ class Conv(LayerKind):
         out, _, text, warning = _slide("conv", x, a["F"], a["S"], a["P"], a["dilation"])
         params = k * (c // g) * a["F"] ** len(spatial) + (k if a["bias"] else 0)
         return Inferred(
-            (k, *out), params, params * shapes.prod(out),
-            (shapes.effective_filter(a["F"], a["dilation"]), a["S"]), formula=text, warning=warning,
+            (k, *out),
+            params,
+            params * shapes.prod(out),
+            (shapes.effective_filter(a["F"], a["dilation"]), a["S"]),
+            formula=text,
+            warning=warning,
         )
 
     def torch(self, a, x):
@@ -308,7 +312,14 @@ class Softmax(LayerKind):
 KINDS: dict[str, LayerKind] = {
     kind.name: kind()
     for kind in (
-        Conv, Pool, BatchNorm, Dropout, Flatten, Fc, Maxout, Softmax,
+        Conv,
+        Pool,
+        BatchNorm,
+        Dropout,
+        Flatten,
+        Fc,
+        Maxout,
+        Softmax,
         _activation("relu", "ReLU", "max(0, x)"),
         _activation("leakyrelu", "LeakyReLU", "x, or slope·x below 0", Field("slope", "number", 0.01, "negative slope", positional=True)),
         _activation("elu", "ELU", "exponential linear unit", Field("alpha", "number", 1.0, "saturation value", positional=True)),

@@ -55,8 +55,16 @@ def table(report: Report, depth: int | None = None):
     from rich.table import Table
 
     t = Table(title=f"{report.network}: input {shape_text(report.input_shape)}", title_justify="left", header_style="bold")
-    for column, justify in (("name", "left"), ("kind", "left"), ("line", "right"), ("output", "right"),
-                            ("(W − F + 2P)/S + 1", "left"), ("params", "right"), ("MACs", "right"), ("RF", "right")):
+    for column, justify in (
+        ("name", "left"),
+        ("kind", "left"),
+        ("line", "right"),
+        ("output", "right"),
+        ("(W − F + 2P)/S + 1", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("RF", "right"),
+    ):
         t.add_column(column, justify=justify, no_wrap=column != "(W − F + 2P)/S + 1")
     for row in report.rows:
         if depth is not None and row.depth > depth:
@@ -64,15 +72,26 @@ def table(report: Report, depth: int | None = None):
         indent = "  " * row.depth
         name = f"{indent}{row.name or '·'}" + (" ❄" if row.frozen and not row.is_group else "")
         style = "bold" if row.is_group else None
-        t.add_row(name, row.kind, str(row.line), shape_text(row.output_shape), row.formula or "",
-                  f"{row.params:,}", f"{row.macs:,}", str(row.receptive_field), style=style)
+        t.add_row(
+            name,
+            row.kind,
+            str(row.line),
+            shape_text(row.output_shape),
+            row.formula or "",
+            f"{row.params:,}",
+            f"{row.macs:,}",
+            str(row.receptive_field),
+            style=style,
+        )
     return t
 
 
 def totals(report: Report) -> str:
-    return "\n".join([
-        f"output      {shape_text(report.output_shape)}",
-        f"params      {report.total_params:,} ({report.trainable_params:,} trainable, {report.frozen_params:,} frozen)",
-        f"MACs        {report.total_macs:,} ({human(report.total_macs)}MACs, ≈{human(2 * report.total_macs)}FLOPs)",
-        f"memory      {report.param_mb:.2f} MB of parameters, {report.activation_mb:.2f} MB of activations per sample (fp32)",
-    ])
+    return "\n".join(
+        [
+            f"output      {shape_text(report.output_shape)}",
+            f"params      {report.total_params:,} ({report.trainable_params:,} trainable, {report.frozen_params:,} frozen)",
+            f"MACs        {report.total_macs:,} ({human(report.total_macs)}MACs, ≈{human(2 * report.total_macs)}FLOPs)",
+            f"memory      {report.param_mb:.2f} MB of parameters, {report.activation_mb:.2f} MB of activations per sample (fp32)",
+        ]
+    )

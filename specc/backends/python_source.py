@@ -100,8 +100,11 @@ class _Writer:
         for part in path:
             if part in RESERVED or (part is head and (not head.isidentifier() or keyword.iskeyword(head))):
                 where = owner.span if owner is not None else None
-                raise SpeccError(f"the name '{part}' cannot name a PyTorch module", where,
-                                 "nn.Module uses it already, or it is not a Python name at the top level; choose another")
+                raise SpeccError(
+                    f"the name '{part}' cannot name a PyTorch module",
+                    where,
+                    "nn.Module uses it already, or it is not a Python name at the top level; choose another",
+                )
         return f"self.{head}" + "".join(f'["{p}"]' for p in rest)
 
     def construct(self, layer: Layer, inplace: bool) -> None:
@@ -204,7 +207,8 @@ class _Writer:
         out += ["", "    def forward(self, x):"]
         out += [f"        {line}" for line in self.forward_lines]
         out += [
-            "", "",
+            "",
+            "",
             'if __name__ == "__main__":',
             f"    model = {self.name}()",
             "    batch = torch.randn(2, *INPUT_SHAPE)",

@@ -1,0 +1,331 @@
+"""Real data sets as tensors: IDX files, image folders or `.npz` arrays.
+
+`load_splits` finds the data (`find_data_dir`), reads whichever of the three
+layouts it holds, checks that its samples have the spec's input shape, and
+holds a validation split out of the training data. Every problem with the
+data is raised as an `InputFileError` that names the file at fault.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from specc.errors import InputFileError, UsageError
+
+# Where Debian's package `dataset-fashion-mnist` puts its IDX files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+LAYOUTS_HINT = (
+    "--data must be one of: a folder of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "optionally t10k-*); a folder with train/ (and optionally test/) holding one sub-folder of images per class, "
+    "or directly one sub-folder per class; or an .npz file (or a folder with train.npz and optionally test.npz) "
+    "with arrays x and y"
+)
+
+
+@dataclass
+class Dataset:
+    x: torch.Tensor  # float32, N x C x H x W (or N x C x L); images scaled to [0, 1]
+    y: torch.Tensor  # int64 labels, N
+    classes: list[str]  # class names, index = label
+    source: str  # where the samples came from, for people to read
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+
+
+def find_data_dir(data: str | None) -> Path:
+    """The data the user asked for: `data`, else $SPECC_DATA, else the installed Fashion-MNIST."""
+    for given, origin in ((data, "--data"), (os.environ.get("SPECC_DATA"), "SPECC_DATA")):
+        if given:
+            path = Path(given).expanduser()
+            if not path.exists():
+                raise InputFileError(f"{origin} names {path}, which does not exist", hint=LAYOUTS_HINT)
+            return path
+    if FASHION_MNIST_DIR.is_dir():
+        return FASHION_MNIST_DIR
+    installed = _dpkg_data_dir()
+    if installed is not None:
+        return installed
+    raise UsageError(
+        "no data set given and Fashion-MNIST is not installed",
+        hint="install it with `apt-get update && apt-get install -y dataset-fashion-mnist`, or pass --data DIR, or set SPECC_DATA=DIR",
+    )
+
+
+def _dpkg_data_dir() -> Path | None:
+    """The folder of the package's IDX files if dpkg knows it (a non-default prefix)."""
+    try:
+        listing = subprocess.run(["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # no dpkg: not a Debian system
+    for line in listing.splitlines():
+        path = Path(line.strip())
+        if path.name.startswith("train-images-idx3-ubyte") and path.is_file():
+            return path.parent
+    return None
+
+
+def load_splits(data: str | None, input_shape: tuple[int, ...], val_fraction: float = 0.1, seed: int = 0, limit: int = 0) -> Splits:
+    """Training, validation and test data whose samples have `input_shape`.
+
+    The validation split is `val_fraction` of the training data, drawn with
+    `seed`; `limit` > 0 keeps only the first `limit` training samples first.
+    """
+    if not 0 <= val_fraction < 1:
+        raise UsageError(f"the validation fraction must be in [0, 1), not {val_fraction}")
+    if limit < 0:
+        raise UsageError(f"the sample limit must be 0 (no limit) or positive, not {limit}")
+    input_shape = tuple(input_shape)
+    train, test = _read(find_data_dir(data), input_shape)
+    for part in (train, test):
+        if part is not None:
+            _check_sample_shape(part, input_shape)
+    if limit:
+        train = Dataset(train.x[:limit], train.y[:limit], train.classes, train.source)
+    train, val = _hold_out(train, val_fraction, seed)
+    return Splits(train, val, test)
+
+
+def normalisation(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of N x C x ... training samples."""
+    dims = [0, *range(2, x.dim())]
+    std, mean = torch.std_mean(x, dim=dims, correction=0)
+    # A constant channel would make normalising divide by zero; 1 leaves it as it is.
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return mean.tolist(), std.tolist()
+
+
+def _read(path: Path, input_shape: tuple[int, ...]) -> tuple[Dataset, Dataset | None]:
+    if path.is_file():
+        if path.suffix == ".npz":
+            return _read_npz(path, input_shape, None), None
+        raise InputFileError(f"{path} is not a data set specc can read", hint=LAYOUTS_HINT)
+    if _idx_file(path, "train-images-idx3-ubyte"):
+        return _read_idx_dir(path)
+    if (path / "train.npz").is_file():
+        train = _read_npz(path / "train.npz", input_shape, None)
+        test_file = path / "test.npz"
+        return train, _read_npz(test_file, input_shape, train.classes) if test_file.is_file() else None
+    if (path / "train").is_dir():
+        train = _read_image_dir(path / "train", input_shape, None)
+        test_dir = path / "test"
+        return train, _read_image_dir(test_dir, input_shape, train.classes) if test_dir.is_dir() else None
+    if any(child.is_dir() for child in path.iterdir()):
+        return _read_image_dir(path, input_shape, None), None
+    raise InputFileError(f"{path} holds no IDX files, no train.npz and no image folders", hint=LAYOUTS_HINT)
+
+
+def _check_sample_shape(part: Dataset, input_shape: tuple[int, ...]) -> None:
+    found = tuple(part.x.shape[1:])
+    if found != input_shape:
+        raise InputFileError(
+            f"data has samples of {_dims(found)} but the spec's input is {_dims(input_shape)} ({part.source})",
+            hint=f"change the spec's input to {_dims(found)}, or use data whose samples are {_dims(input_shape)}",
+        )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _hold_out(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    n = len(train)
+    n_val = round(n * val_fraction)
+    if val_fraction > 0 and not 0 < n_val < n:
+        raise InputFileError(
+            f"{n} training samples are too few to hold out {val_fraction:g} of them for validation",
+            hint="use more training samples, or another validation fraction",
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return (
+        Dataset(train.x[train_idx], train.y[train_idx], train.classes, train.source),
+        Dataset(train.x[val_idx], train.y[val_idx], train.classes, train.source),
+    )
+
+
+def _check_labels(y: torch.Tensor, classes: list[str], where: str) -> None:
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+        raise InputFileError(
+            f"{where} has labels from {int(y.min())} to {int(y.max())}, but there are {len(classes)} classes",
+            hint=f"labels must be 0..{len(classes) - 1}, one per class",
+        )
+
+
+# --- IDX files (MNIST, Fashion-MNIST) ---------------------------------------
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _read_idx_dir(folder: Path) -> tuple[Dataset, Dataset | None]:
+    fashion = "fashion" in folder.absolute().name.lower()
+    classes = FASHION_MNIST_CLASSES if fashion else [str(d) for d in range(10)]
+    source = f"{'Fashion-MNIST' if fashion else 'MNIST-style'} IDX files in {folder}"
+    train = _read_idx_pair(folder, "train", classes, source)
+    has_test = _idx_file(folder, "t10k-images-idx3-ubyte") or _idx_file(folder, "t10k-labels-idx1-ubyte")
+    return train, _read_idx_pair(folder, "t10k", classes, source) if has_test else None
+
+
+def _read_idx_pair(folder: Path, prefix: str, classes: list[str], source: str) -> Dataset:
+    files = []
+    for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        found = _idx_file(folder, stem)
+        if found is None:
+            raise InputFileError(f"{folder} has no {stem} (nor {stem}.gz)", hint=LAYOUTS_HINT)
+        files.append(found)
+    images, labels = _read_idx(files[0], 3), _read_idx(files[1], 1)
+    if len(images) != len(labels):
+        raise InputFileError(
+            f"{files[0]} has {len(images)} images but {files[1]} has {len(labels)} labels",
+            hint="the two files must come from the same download",
+        )
+    x = images.unsqueeze(1).to(torch.float32).div_(255)
+    y = labels.to(torch.int64)
+    _check_labels(y, classes, str(files[1]))
+    return Dataset(x, y, classes, source)
+
+
+def _read_idx(path: Path, ndim: int) -> torch.Tensor:
+    """The uint8 array of an IDX file: a 4-byte magic, one big-endian uint32 per dimension, the data."""
+    raw = _read_bytes(path)
+    magic = raw[:4]
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[3] != ndim:
+        raise InputFileError(
+            f"{path} is not an IDX file with {ndim} dimension(s) (it starts with {magic.hex() or 'nothing'})",
+            hint="use the train-/t10k- files of an MNIST-style download, unchanged",
+        )
+    if magic[2] != 0x08:
+        raise InputFileError(f"{path} holds IDX type 0x{magic[2]:02x}; specc reads only unsigned bytes (0x08)")
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4)) if len(raw) >= header else ()
+    expected = header + int(np.prod(dims)) if dims else header
+    if len(raw) != expected:
+        raise InputFileError(
+            f"{path} should hold {expected} bytes (dimensions {_dims(dims) or '?'}) but holds {len(raw)}",
+            hint="the file is truncated or damaged; download it again",
+        )
+    # bytearray makes the buffer writable, so torch can share it instead of warning.
+    return torch.from_numpy(np.frombuffer(bytearray(raw), np.uint8, offset=header).reshape(dims))
+
+
+def _read_bytes(path: Path) -> bytes:
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputFileError(f"{path} is not a complete gzip file ({e})", hint="download it again") from None
+
+
+# --- image folders -----------------------------------------------------------
+
+
+def _read_image_dir(folder: Path, input_shape: tuple[int, ...], classes: list[str] | None) -> Dataset:
+    """One sub-folder per class; `classes` (the training classes) fixes the labels of a test folder."""
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        raise InputFileError(
+            f"{folder} holds images, which have 1 (grayscale) or 3 (RGB) channels, but the spec's input is {_dims(input_shape)}",
+            hint="give the spec an input of 1xHxW or 3xHxW",
+        )
+    mode = "L" if input_shape[0] == 1 else "RGB"
+    height, width = input_shape[1], input_shape[2]
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = classes or [d.name for d in class_dirs]
+    arrays, labels = [], []
+    for class_dir in class_dirs:
+        if class_dir.name not in classes:
+            raise InputFileError(f"{class_dir} is a class the training folder does not have", hint=f"the classes are {classes}")
+        files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputFileError(f"class folder {class_dir} has no images", hint="add PNG, JPEG or BMP files, or remove it")
+        for file in files:
+            arrays.append(_read_image(file, mode, height, width))
+            labels.append(classes.index(class_dir.name))
+    if not arrays:
+        raise InputFileError(f"{folder} has no class sub-folders of images", hint=LAYOUTS_HINT)
+    stacked = np.stack(arrays).reshape(len(arrays), height, width, input_shape[0])
+    x = torch.from_numpy(stacked).permute(0, 3, 1, 2).to(torch.float32).div_(255)
+    return Dataset(x, torch.tensor(labels, dtype=torch.int64), classes, f"image folders in {folder}")
+
+
+def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
+    try:
+        with Image.open(file) as image:
+            if image.size != (width, height):
+                raise InputFileError(
+                    f"{file} is {image.height}x{image.width} pixels but the spec's input is {height}x{width}",
+                    hint="resize the images, or change the spec's input size",
+                )
+            return np.asarray(image.convert(mode))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputFileError(f"{file} is not a readable image ({e})", hint="replace or remove the file") from None
+
+
+# --- .npz arrays -------------------------------------------------------------
+
+
+def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | None) -> Dataset:
+    """Arrays x and y, and optionally classes; `classes` (the training classes) applies to a test file."""
+    hint = "save it with np.savez(path, x=samples, y=labels, classes=np.array(names)); object arrays are not read"
+    if not zipfile.is_zipfile(path):  # np.load would read anything else as one array, or try pickle
+        raise InputFileError(f"{path} is not an .npz archive", hint=hint)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = sorted(arrays.files)
+            if "x" not in found or "y" not in found:
+                raise InputFileError(
+                    f"{path} has arrays {found or 'none'}, but needs x (samples) and y (labels)",
+                    hint="save it with np.savez(path, x=samples, y=labels)",
+                )
+            x, y = arrays["x"], arrays["y"]
+            names = arrays["classes"].tolist() if "classes" in found else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputFileError(f"{path} is not a readable .npz file ({e})", hint=hint) from None
+    samples = _npz_samples(path, x)
+    if samples.dim() == len(input_shape):  # N x H x W: the channel is implied
+        samples = samples.unsqueeze(1)
+    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+        raise InputFileError(f"{path}: y must be {len(x)} integer labels, one per sample, not {y.dtype} {y.shape}")
+    labels = torch.from_numpy(y.astype(np.int64))
+    if names is not None:
+        classes = [str(c) for c in names]
+    elif classes is None:
+        classes = [str(c) for c in range(int(y.max(initial=0)) + 1)]
+    _check_labels(labels, classes, str(path))
+    return Dataset(samples, labels, classes, f"arrays in {path}")
+
+
+def _npz_samples(path: Path, x: np.ndarray) -> torch.Tensor:
+    if x.dtype == np.uint8:
+        return torch.from_numpy(x).to(torch.float32).div_(255)
+    if x.dtype.kind == "f":
+        return torch.from_numpy(x).to(torch.float32)
+    raise InputFileError(f"{path}: x is {x.dtype}, but must be uint8 (scaled by 1/255) or float")
