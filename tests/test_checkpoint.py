@@ -1,0 +1,168 @@
+"""Checkpoints: safetensors round trips of weights, optimiser, scheduler and RNG state."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from specc.errors import InputFileError
+from specc.runners import checkpoint
+from specc.runners.checkpoint import (
+    load,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    restore_rng_state,
+    rng_state_to_tensors,
+    save_atomic,
+    scheduler_state_from_tensors,
+    scheduler_state_to_tensors,
+)
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(4, 1, 4, 4, generator=generator), torch.randint(0, 3, (4,), generator=generator)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def assert_same(a, b) -> None:
+    """Equal nested states: same types all the way down, tensors equal in dtype, shape and value."""
+    assert type(a) is type(b)
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    else:
+        assert a == b
+
+
+def test_model_weights_round_trip_with_metadata(tmp_path):
+    weights = tiny_model().state_dict()
+    weights["transposed"] = torch.arange(6.0).reshape(2, 3).t()  # not contiguous
+    save_atomic(tmp_path / "last.safetensors", weights, {"spec": "input 1x4x4"})
+    loaded, meta = load(tmp_path / "last.safetensors")
+    assert_same(dict(sorted(weights.items())), dict(sorted(loaded.items())))
+    assert meta == {"spec": "input 1x4x4"}
+    assert os.listdir(tmp_path) == ["last.safetensors"]
+
+
+def test_tensors_sharing_memory_can_be_saved(tmp_path):
+    shared = torch.ones(3)
+    save_atomic(tmp_path / "tied.safetensors", {"a": shared, "b": shared})
+    assert sorted(load(tmp_path / "tied.safetensors")[0]) == ["a", "b"]
+
+
+def test_adam_state_round_trips_and_resumes_identically(tmp_path):
+    model = tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.8, 0.99))
+    for seed in (1, 2):
+        train_step(model, optimizer, seed)
+    tensors, meta = optimizer_state_to_tensors(optimizer.state_dict())
+    save_atomic(tmp_path / "last.safetensors", model.state_dict())
+    save_atomic(tmp_path / "last.state.safetensors", tensors, {**meta, "epoch": "2"})
+
+    resumed = tiny_model()
+    resumed.load_state_dict(load(tmp_path / "last.safetensors")[0])
+    resumed_optimizer = torch.optim.Adam(resumed.parameters(), lr=0.5)
+    state_tensors, state_meta = load(tmp_path / "last.state.safetensors")
+    resumed_optimizer.load_state_dict(optimizer_state_from_tensors(state_tensors, state_meta))
+    assert state_meta["epoch"] == "2"
+    assert_same(optimizer.state_dict(), resumed_optimizer.state_dict())
+    assert isinstance(resumed_optimizer.state_dict()["state"][0]["step"], torch.Tensor)
+
+    train_step(model, optimizer, 3)
+    train_step(resumed, resumed_optimizer, 3)
+    assert_same(model.state_dict(), resumed.state_dict())
+
+
+def test_scheduler_state_round_trips_beside_the_optimizer(tmp_path):
+    optimizer = torch.optim.SGD(tiny_model().parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=10)
+    optimizer.step()
+    scheduler.step()
+    opt_tensors, opt_meta = optimizer_state_to_tensors(optimizer.state_dict())
+    sched_tensors, sched_meta = scheduler_state_to_tensors(scheduler.state_dict())
+    save_atomic(tmp_path / "s.safetensors", {**opt_tensors, **sched_tensors}, {**opt_meta, **sched_meta})
+    tensors, meta = load(tmp_path / "s.safetensors")
+    assert_same(scheduler_state_from_tensors(tensors, meta), scheduler.state_dict())
+    assert_same(optimizer_state_from_tensors(tensors, meta), optimizer.state_dict())
+
+
+def test_nested_values_keep_their_python_types():
+    state = {"a": (1, 2.5, None, True), 3: [float("inf"), "x", {"t": torch.tensor(7, dtype=torch.int32)}]}
+    tensors, meta = optimizer_state_to_tensors(state)
+    assert list(tensors) == ["optimizer/3/2/t"]
+    assert_same(optimizer_state_from_tensors(tensors, meta), state)
+
+
+def test_state_that_cannot_be_stored_is_refused():
+    with pytest.raises(TypeError, match="cannot store object optimizer/f"):
+        optimizer_state_to_tensors({"f": object()})
+
+
+def test_rng_state_round_trips_through_a_file(tmp_path):
+    random.gauss(0, 1)  # leaves a cached Gaussian in Python's generator
+    save_atomic(tmp_path / "rng.safetensors", rng_state_to_tensors())
+    first = (torch.rand(3), random.random(), random.gauss(0, 1), np.random.rand(), np.random.randn())
+    restore_rng_state(load(tmp_path / "rng.safetensors")[0])
+    again = (torch.rand(3), random.random(), random.gauss(0, 1), np.random.rand(), np.random.randn())
+    assert torch.equal(first[0], again[0]) and first[1:] == again[1:]
+
+
+def test_crash_while_writing_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.safetensors"
+    save_atomic(path, {"w": torch.zeros(2)})
+
+    def crash(src, dst):
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(checkpoint.os, "replace", crash)
+    with pytest.raises(OSError, match="killed"):
+        save_atomic(path, {"w": torch.ones(2)})
+    assert torch.equal(load(path)[0]["w"], torch.zeros(2))
+    assert os.listdir(tmp_path) == ["last.safetensors"]  # no temporary file left behind
+
+
+def test_truncated_file_is_an_input_file_error(tmp_path):
+    path = tmp_path / "best.safetensors"
+    save_atomic(path, {"w": torch.randn(100)})
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InputFileError, match="best.safetensors is not a complete safetensors file"):
+        load(path)
+
+
+def test_pickle_and_missing_files_are_input_file_errors(tmp_path):
+    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pt")
+    with pytest.raises(InputFileError) as e:
+        load(tmp_path / "model.pt")
+    assert "never pickle" in e.value.diagnostics[0].hint
+    with pytest.raises(InputFileError, match="nowhere.safetensors: no such checkpoint file"):
+        load(tmp_path / "nowhere.safetensors")
+
+
+def test_state_file_without_the_asked_state(tmp_path):
+    with pytest.raises(InputFileError, match="the checkpoint has no optimizer state"):
+        optimizer_state_from_tensors({}, {"epoch": "1"})
+    tensors, meta = optimizer_state_to_tensors({"step": torch.tensor(1.0)})
+    with pytest.raises(InputFileError, match="optimizer state is damaged"):
+        optimizer_state_from_tensors({}, meta)
+    with pytest.raises(InputFileError, match="no random number generator state"):
+        restore_rng_state(tensors)
