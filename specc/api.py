@@ -7,10 +7,11 @@ model = net.to_torch()        # an nn.Module named like the spec
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from .check import Report, check
-from .errors import InputFileError, Source
+from .errors import InputFileError, Source, SpeccError
 from .expand import expand
 from .ir import Network
 from .parse import parse
@@ -42,14 +43,26 @@ class Net:
         from .backends.python_source import generate
 
         self.check()
-        return generate(self.network, class_name)
+        with self._located():
+            return generate(self.network, class_name)
 
     def to_torch(self):
         """An nn.Module whose children carry the spec's names; built from `to_source()`."""
         from .backends.torch import build
 
         self.check()
-        return build(self.network)
+        with self._located():
+            return build(self.network)
+
+    @contextlib.contextmanager
+    def _located(self):
+        """Errors raised by a backend point into this spec's source."""
+        try:
+            yield
+        except SpeccError as err:
+            if err.source is None:
+                err.source = self.source
+            raise
 
     def __repr__(self) -> str:
         return f"<specc.Net {self.name} from {self.source.path}>"

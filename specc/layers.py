@@ -162,11 +162,11 @@ class Conv(LayerKind):
             + ")"
         )
 
-    def padding(self, a, x) -> int | tuple[int, ...] | str | None:
-        """What to pass as `padding=`; None for none, or where `explicit_pad` applies it before the conv."""
+    def padding(self, a, x) -> int | tuple[int, ...] | None:
+        """What to pass as `padding=`; None where there is none or `explicit_pad` applies it."""
         pads = self.pads(a, x)
         if any(lo != hi for lo, hi in pads):
-            return "same" if a["S"] == 1 else None  # torch pads the odd pixel after, as we do
+            return None
         los = tuple(lo for lo, _ in pads)
         if not any(los):
             return None
@@ -176,9 +176,12 @@ class Conv(LayerKind):
         return [shapes.resolve_padding(a["P"], w, a["F"], a["S"], a["dilation"]) for w in x[1:]]
 
     def explicit_pad(self, a, x) -> tuple[int, ...] | None:
-        """F.pad amounts (last axis first) where torch's conv cannot express the padding itself."""
+        """F.pad amounts (last axis first) where padding is uneven, as `same` makes it for an even filter.
+
+        torch's own padding="same" would do the same for stride 1, with a warning on every call.
+        """
         pads = self.pads(a, x)
-        if all(lo == hi for lo, hi in pads) or a["S"] == 1:
+        if all(lo == hi for lo, hi in pads):
             return None
         return tuple(v for lo, hi in reversed(pads) for v in (lo, hi))
 

@@ -1,0 +1,124 @@
+"""Networks written by hand in plain PyTorch, the way a user writes them today.
+
+They are the references the compiled specs are compared against: the
+ResNets follow torchvision's architecture and state-dict layout exactly
+(torchvision is not installable beside this torch build), and the lecture
+network is lecture 001's nn.Sequential.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = conv3x3(cin, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = conv1x1(cin, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, width * 4)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, layers: list[int], num_classes: int = 1000):
+        super().__init__()
+        self.cin = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._stage(block, 64, layers[0])
+        self.layer2 = self._stage(block, 128, layers[1], stride=2)
+        self.layer3 = self._stage(block, 256, layers[2], stride=2)
+        self.layer4 = self._stage(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+
+    def _stage(self, block, width: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.cin != width * block.expansion:
+            downsample = nn.Sequential(conv1x1(self.cin, width * block.expansion, stride), nn.BatchNorm2d(width * block.expansion))
+        stage = [block(self.cin, width, stride, downsample)]
+        self.cin = width * block.expansion
+        stage += [block(self.cin, width) for _ in range(1, blocks)]
+        return nn.Sequential(*stage)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def resnet18() -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2])
+
+
+def resnet34() -> ResNet:
+    return ResNet(BasicBlock, [3, 4, 6, 3])
+
+
+def resnet50() -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3])
+
+
+# torchvision's published parameter counts (torchvision.models docs)
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+
+
+def lecture_sequential() -> nn.Sequential:
+    """Lecture 001's network: four 3x3 'same' convs, one 2x2 max pool, fc 2048 -> 128 -> 10."""
+    return nn.Sequential(
+        nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(5, 5, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(5, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2048, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )  # fmt: skip

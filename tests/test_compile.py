@@ -1,0 +1,224 @@
+"""Compile every spec to PyTorch and hold the checker's figures to what torch reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import specc
+from specc.errors import SpeccError
+
+from . import reference_nets
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+BIG = {"resnet18", "resnet34", "resnet50"}
+
+
+def spec_id(path: Path) -> str:
+    return path.stem
+
+
+def _forward_with_hooks(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
+    """Run the model once; return its output and every leaf module's output shape (sample dims only)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            hook = lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:]))  # noqa: E731
+            handles.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        out = model(batch)
+    for h in handles:
+        h.remove()
+    return out, shapes
+
+
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
+def test_compiled_module_matches_checker(path: Path):
+    net = specc.load(path)
+    report = net.check()
+    model = net.to_torch().eval()
+    out, shapes = _forward_with_hooks(model, torch.randn(2, *net.input_shape))
+
+    assert tuple(out.shape) == (2, *report.output_shape)
+    modules = dict(model.named_modules())
+    for row in report.layers:
+        assert shapes[row.name] == tuple(row.output_shape), row.name
+        own = sum(p.numel() for p in modules[row.name].parameters(recurse=False))
+        assert own == row.params, row.name
+    assert sum(p.numel() for p in model.parameters()) == report.total_params
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.trainable_params
+
+
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
+def test_macs_match_torchinfo(path: Path):
+    torchinfo = pytest.importorskip("torchinfo")
+    net = specc.load(path)
+    summary = torchinfo.summary(net.to_torch(), input_size=(1, *net.input_shape), verbose=0)
+    assert net.check().total_macs == summary.total_mult_adds
+    assert net.check().total_params == summary.total_params
+
+
+@pytest.mark.parametrize("name", sorted(BIG))
+def test_resnets_have_torchvisions_parameter_count(name: str):
+    compiled = specc.load(ROOT / "specs" / f"{name}.cnn").to_torch()
+    reference = getattr(reference_nets, name)()
+    count = sum(p.numel() for p in compiled.parameters())
+    assert count == reference_nets.TORCHVISION_PARAMS[name] == sum(p.numel() for p in reference.parameters())
+
+
+def test_resnet50_loads_torchvision_weights_by_order_and_agrees():
+    """torchvision's names map onto the spec's by order: the tensors come in the same sequence with the same shapes."""
+    torch.manual_seed(0)
+    reference = reference_nets.resnet50().eval()
+    for module in reference.modules():  # non-trivial running statistics, so eval mode is really tested
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    compiled = specc.load(ROOT / "specs" / "resnet50.cnn").to_torch().eval()
+
+    theirs, ours = reference.state_dict(), compiled.state_dict()
+    assert [t.shape for t in theirs.values()] == [t.shape for t in ours.values()]
+    compiled.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), reference(x), atol=1e-5, rtol=0)
+
+
+def test_lecture_sequential_gives_identical_outputs():
+    reference = reference_nets.lecture_sequential()
+    compiled = specc.load(ROOT / "specs" / "lecture_convnet.cnn").to_torch()
+    compiled.load_state_dict(dict(zip(compiled.state_dict(), reference.state_dict().values(), strict=True)))
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(compiled(x), reference(x))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
+def test_generated_file_stands_alone(path: Path, tmp_path: Path):
+    """model.py imports in a fresh interpreter, passes ruff, and computes what to_torch() computes."""
+    net = specc.load(path)
+    source = net.to_source()
+    (tmp_path / "model.py").write_text(source)
+    assert "specc" not in source.split('"""', 2)[2], "the generated file must not depend on specc"
+
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "model.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+
+    model = net.to_torch().eval()
+    torch.manual_seed(1)
+    batch = torch.randn(2, *net.input_shape)
+    torch.save({"state": model.state_dict(), "batch": batch, "out": model(batch).detach()}, tmp_path / "expected.pt")
+    script = (
+        "import torch, model\n"
+        "m = [v for v in vars(model).values() if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == 'model'][-1]()\n"
+        "e = torch.load('expected.pt')\n"
+        "m.load_state_dict(e['state'])\n"
+        "m.eval()\n"
+        "assert torch.equal(m(e['batch']), e['out'])\n"
+        "print('same')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0 and "same" in run.stdout, run.stderr
+
+
+def test_state_dict_reads_like_the_spec():
+    model = specc.load(ROOT / "specs" / "resnet18.cnn").to_torch()
+    keys = list(model.state_dict())
+    assert keys[:2] == ["stem.weight", "bn.weight"]
+    assert "layer1.0.conv1.weight" in keys
+    assert "layer2.0.shortcut1.0.weight" in keys and "layer2.0.shortcut1.1.running_var" in keys
+    assert "layer1.0.shortcut1.0.weight" not in keys  # auto: identity where shapes agree
+
+
+# ---- every layer kind, every rank ------------------------------------------------------------
+
+KIND_TOUR = """
+network tour
+input {shape}
+init {init}
+stem: conv K=8 F=3 P=same
+batchnorm
+leakyrelu 0.1
+conv K=8 F=4 S=2 P=same            # even filter, stride 2: padded explicitly before the conv
+elu
+maxout 2
+gelu
+residual shortcut=project {{
+    conv K=8 F=3 S=2 P=1 dilation=1 groups=2
+    silu
+}}
+concat {{
+    conv K=4 F=1
+    seq {{
+        pool max F=3 S=1 P=1
+        conv K=4 F=3 P=full freeze
+        pool avg F=3 S=1
+    }}
+}}
+tanh
+dropout 0.1
+pool avg global
+flatten
+fc 6
+sigmoid
+batchnorm
+fc 3 bias=false
+softmax
+"""
+
+
+@pytest.mark.parametrize("shape", ["3x40", "3x20x24", "2x12x12x12"], ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("init", ["default", "kaiming", "xavier"])
+def test_every_layer_kind_compiles_in_every_rank(shape: str, init: str):
+    net = specc.loads(KIND_TOUR.format(shape=shape, init=init), "tour.cnn")
+    report = net.check()
+    model = net.to_torch().eval()
+    out, shapes = _forward_with_hooks(model, torch.randn(2, *net.input_shape))
+    assert tuple(out.shape) == (2, 3)
+    assert torch.allclose(out.sum(1), torch.ones(2))
+    for row in report.layers:
+        assert shapes[row.name] == tuple(row.output_shape), row.name
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen == ["conv4.weight", "conv4.bias"]
+    assert report.frozen_params == sum(p.numel() for n, p in model.named_parameters() if n in frozen)
+    # backward works through every layer, the in-place ReLUs included
+    model.train()
+    model(torch.randn(2, *net.input_shape)).sum().backward()
+
+
+def test_init_choice_is_applied():
+    spec = "input 3x8x8\ninit {}\nconv K=64 F=3\nbatchnorm\nflatten\nfc 4\n"
+    conv_std = {}
+    for init in ("default", "kaiming", "xavier"):
+        torch.manual_seed(0)
+        model = specc.loads(spec.format(init)).to_torch()
+        conv_std[init] = model.conv1.weight.std().item()
+        if init == "kaiming":
+            assert torch.all(model.conv1.bias == 0) and torch.all(model.bn1.weight == 1)
+    fan_out = 64 * 9
+    assert conv_std["kaiming"] == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+    assert conv_std["xavier"] == pytest.approx((2 / (3 * 9 + fan_out)) ** 0.5, rel=0.1)
+    assert conv_std["default"] != pytest.approx(conv_std["kaiming"], rel=0.1)
+
+
+def test_relu_after_sigmoid_is_not_in_place():
+    """In place would overwrite the sigmoid's output, which its backward needs."""
+    model = specc.loads("input 4\nfc 4\nsigmoid\nrelu\nfc 2\n").to_torch()
+    assert model.relu1.inplace is False
+    x = torch.randn(3, 4, requires_grad=True)
+    model(x).sum().backward()
+
+
+def test_a_name_torch_reserves_is_a_spec_error():
+    net = specc.loads("input 3x8x8\neval: conv K=4 F=3\n", "bad.cnn")
+    with pytest.raises(SpeccError) as err:
+        net.to_torch()
+    assert "bad.cnn:2:7: error: the name 'eval' cannot name a PyTorch module" in err.value.render()
