@@ -53,7 +53,9 @@ _INIT_FUNCTIONS = {
 
 def class_name(network: Network) -> str:
     name = "".join(part[:1].upper() + part[1:] for part in network.name.replace("-", "_").split("_") if part)
-    return name if name.isidentifier() and not keyword.iskeyword(name) else "Network"
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return "Network"
+    return f"{name}Net" if name in HELPERS or name in ("INPUT_SHAPE", "F") else name
 
 
 def generate(network: Network, name: str | None = None) -> str:
