@@ -1,9 +1,11 @@
 """Shape checking: walk the network tree, work out every shape and count.
 
 Pure integer arithmetic (see shapes.py and layers.py); torch is never
-imported. A layer that cannot take its input is reported and its output is
-unknown, so the layers after it are checked for nothing more than their
-arguments; independent branches and later blocks still get checked.
+imported. A layer that cannot take its input is reported, and the check goes
+on with the shape the layer would give all the same where there is one (fc's
+K outputs, a residual's body), so that independent mistakes further on are
+reported in the same run. Where there is none (a filter larger than its
+input) the output is unknown and the layers after it are not checked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .ir import Group, Layer, Network, Node, Shape
 from .layers import KINDS, ShapeError
 
 BYTES_PER_VALUE = 4  # float32
+TILE_HINT = "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error"
+STRICT_HINT = "pad, or pick F and S so that (W − F + 2P) is a multiple of S (an error, not a warning, under --strict)"
 
 
 @dataclass
@@ -91,7 +95,7 @@ def check(network: Network, source: Source, strict: bool = False) -> Report:
     warnings = [d for d in checker.diagnostics if not d.is_error]
     if strict:
         for w in warnings:
-            w.severity = "error"
+            w.severity, w.hint = "error", STRICT_HINT
         errors, warnings = errors + warnings, []
     if errors:
         raise SpeccError(diagnostics=sorted(errors, key=_position), source=source)
@@ -121,15 +125,10 @@ class _Checker:
         except ShapeError as err:
             span = layer.arg_spans.get(err.field, layer.span) if err.field else layer.span
             self._report(err.message, span, err.hint, layer.calls)
-            return Flow(None)
+            layer.out_shape = err.recover
+            return Flow(err.recover, flow.rf, flow.jump)
         if out.warning:
-            self._report(
-                out.warning,
-                layer.span,
-                "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error",
-                layer.calls,
-                severity="warning",
-            )
+            self._report(out.warning, layer.span, TILE_HINT, layer.calls, severity="warning")
         layer.out_shape, layer.params, layer.macs, layer.formula = out.shape, out.params, out.macs, out.formula
         rf, jump = flow.rf, flow.jump
         if out.window:
@@ -164,7 +163,7 @@ class _Checker:
                     "or `residual shortcut=auto` to project only where shapes differ",
                     group.calls,
                 )
-                return Flow(None)
+                return Flow(body.shape, body.rf, body.jump)
             return Flow(body.shape, max(body.rf, flow.rf), body.jump)
         return self.projection(group, flow, body)
 
@@ -197,18 +196,26 @@ class _Checker:
         first = outs[0].shape
         if any(len(o.shape) != len(first) or o.shape[1:] != first[1:] for o in outs):
             shown = ", ".join(shapes.shape_text(o.shape) for o in outs)
+            notes = [
+                (f"this branch gives {shapes.shape_text(o.shape)}", child.span)
+                for child, o in zip(group.children, outs, strict=True)
+                if o.shape[1:] != first[1:] or len(o.shape) != len(first)
+            ]
             self._report(
                 f"concat branches differ in size: {shown}",
                 group.span,
-                "concat joins channels; every branch must keep the same height and width (pad, or match strides)",
+                "concat joins channels; every branch must keep the same spatial size (pad, or match strides)",
                 group.calls,
+                notes=notes,
             )
             return Flow(None)
         channels = sum(o.shape[0] for o in outs)
         return Flow((channels, *first[1:]), max(o.rf for o in outs), max(o.jump for o in outs))
 
-    def _report(self, message, span, hint, calls, severity="error"):
-        notes = [(text, where) for text, where in reversed(calls)]
+    def _report(self, message, span, hint, calls, severity="error", notes=()):
+        if any(d.message == message and d.span == span for d in self.diagnostics):
+            return  # one layer of a block met again through another call, failing the same way
+        notes = list(notes) + [(text, where) for text, where in reversed(calls)]
         self.diagnostics.append(Diagnostic(message, span, hint, severity, notes))
 
 

@@ -12,6 +12,7 @@ Naming (the names become module names, so a state dict reads like the spec):
 from __future__ import annotations
 
 import difflib
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,11 @@ GROUP_FIELDS = {
     "residual": (Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),),
 }
 MAX_CALL_DEPTH = 32
+# Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
+# checker: no real network comes near them.
+MAX_NODES = 200_000
+MAX_ERRORS = 50
+MAX_INT = 2**63 - 1  # torch sizes are int64
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,14 @@ class Scope:
     def take(self, label: ast.Name | None, base: str, expander: Expander) -> str:
         if label is not None:
             if label.text in self.taken:
-                expander.error(
-                    f"the name '{label.text}' is used twice here", label.span, "each layer or block in one place needs its own name"
-                )
+                first = self.taken[label.text]
+                if first is None:
+                    hint = f"an unnamed layer before it is called '{label.text}' automatically; choose another name"
+                    expander.error(f"the name '{label.text}' is already taken", label.span, hint)
+                else:
+                    note = [(f"'{label.text}' is first used here", first)]
+                    hint = "each layer or block in one place needs its own name"
+                    expander.error(f"the name '{label.text}' is used twice here", label.span, hint, first_notes=note)
             self.taken[label.text] = label.span
             return label.text
         while True:
@@ -70,24 +81,89 @@ class Scope:
 class Context:
     scope: Scope
     env: dict[str, Value] = field(default_factory=dict)
-    calls: list[tuple[str, Span]] = field(default_factory=list)
+    calls: list[tuple[str, Span]] = field(default_factory=list)  # notes: where each enclosing block was called
     frozen: bool = False
+    blocks: tuple[str, ...] = ()  # the enclosing block calls, outermost first
 
     def inside(self, scope: Scope | None = None, **changes) -> Context:
         return Context(
-            scope or self.scope, changes.get("env", self.env), changes.get("calls", self.calls), changes.get("frozen", self.frozen)
+            scope or self.scope,
+            changes.get("env", self.env),
+            changes.get("calls", self.calls),
+            changes.get("frozen", self.frozen),
+            changes.get("blocks", self.blocks),
         )
+
+
+class _StopExpanding(Exception):  # noqa: N818 - a signal, not an error
+    """Expansion stops: the spec grows past MAX_NODES or MAX_ERRORS."""
 
 
 def expand(spec: ast.Spec, source: Source) -> Network:
     return Expander(spec, source).run()
 
 
+# What users of other frameworks write, and what specc calls it.
+SYNONYMS = {
+    "conv2d": "conv",
+    "conv1d": "conv",
+    "conv3d": "conv",
+    "convolution": "conv",
+    "linear": "fc",
+    "dense": "fc",
+    "fully_connected": "fc",
+    "maxpool": "pool max",
+    "maxpool2d": "pool max",
+    "max_pool": "pool max",
+    "avgpool": "pool avg",
+    "avgpool2d": "pool avg",
+    "avg_pool": "pool avg",
+    "globalavgpool": "pool avg global",
+    "bn": "batchnorm",
+    "batchnorm2d": "batchnorm",
+    "batch_norm": "batchnorm",
+    "leaky_relu": "leakyrelu",
+    "lrelu": "leakyrelu",
+    "swish": "silu",
+    "logistic": "sigmoid",
+    "add": "residual",
+    "cat": "concat",
+    "sequential": "seq",
+    "glorot": "xavier",
+    "he": "kaiming",
+    "msra": "kaiming",
+    "model": "network",
+    "net": "network",
+    # argument names
+    "stride": "S",
+    "strides": "S",
+    "padding": "P",
+    "pad": "P",
+    "kernel": "F",
+    "kernel_size": "F",
+    "filter": "F",
+    "size": "F",
+    "filters": "K",
+    "out_channels": "K",
+    "channels": "K",
+    "units": "K",
+    "out_features": "K",
+    "rate": "p",
+    "dilation_rate": "dilation",
+    "use_bias": "bias",
+}
+
+
 def did_you_mean(word: str, candidates) -> str | None:
+    """A hint naming the candidate the user most likely meant, or None."""
+    candidates = list(candidates)
     lowered = {c.lower(): c for c in candidates}
     if word.lower() in lowered:
         return f"did you mean '{lowered[word.lower()]}'?"
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    synonym = SYNONYMS.get(word.lower())
+    if synonym and synonym.split()[0] in candidates:
+        return f"specc calls it '{synonym}'"
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
@@ -95,38 +171,48 @@ class Expander:
     def __init__(self, spec: ast.Spec, source: Source):
         self.spec, self.source = spec, source
         self.diagnostics: list[Diagnostic] = []
+        self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         for block in spec.blocks:
             if block.name.text in self.blocks or block.name.text in KINDS or block.name.text in GROUP_FIELDS:
                 self.error(f"a block named '{block.name.text}' already exists", block.name.span, "choose another name")
             self.blocks[block.name.text] = block
 
-    def error(self, message: str, span: Span | None, hint: str | None = None, calls=()) -> None:
-        notes = [(text, where) for text, where in reversed(list(calls))]
+    def error(self, message: str, span: Span | None, hint: str | None = None, calls=(), first_notes=()) -> None:
+        """Record an error; `calls` become notes, innermost first, except one on the error's own line."""
+        if any(d.message == message and d.span == span for d in self.diagnostics):
+            return  # the same mistake met again through a repeat or another call of its block
+        notes = list(first_notes) + [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
         self.diagnostics.append(Diagnostic(message, span, hint, notes=notes))
 
     def run(self) -> Network:
         input_shape = self._input_shape()
-        body = self.statements(self.spec.body, Context(Scope(())))
+        try:
+            body = self.statements(self.spec.body, Context(Scope(())))
+        except _StopExpanding:
+            body = []
+        except RecursionError:
+            body = []
+            self.error("the spec nests too deeply to expand", Span(1, 1, 1, 2), "use blocks instead of deep nesting")
         if not self.spec.body:
-            self.error("the spec has no layers", Span(1, 1, 1, 2), "add layers after the `input` line, one per line")
+            self.error("the spec has no layers", None, "add layers after the `input` line, one per line")
         network = Network(
             name=self.spec.network.text if self.spec.network else _stem(self.source.path),
             input_shape=input_shape,
             body=body,
             init=self._init(),
-            train={s.key.text: self.evaluate(s.value, {}) for s in self.spec.train},
+            train=self._train(),
             source_text=self.source.text,
             source_path=self.source.path,
         )
         if any(d.is_error for d in self.diagnostics):
-            raise SpeccError(diagnostics=self.diagnostics, source=self.source)
+            raise SpeccError(diagnostics=sorted(self.diagnostics, key=_position), source=self.source)
         return network
 
     def _input_shape(self) -> tuple[int, ...]:
         shape, span = self.spec.input_shape, self.spec.input_span
         if shape is None:
-            self.error("the spec has no `input` line", Span(1, 1, 1, 2), "add e.g. `input 3x32x32` (channels x height x width)")
+            self.error("the spec has no `input` line", None, "add e.g. `input 3x32x32` (channels x height x width) before the layers")
             return (1, 1, 1)
         if len(shape) > 4 or 0 in shape:
             self.error(
@@ -135,6 +221,15 @@ class Expander:
                 "write C x L (1-D), C x H x W (2-D) or C x D x H x W (3-D), every size at least 1",
             )
         return shape
+
+    def _train(self) -> dict[str, Any]:
+        """The `train { }` settings as plain values (numbers, or words as strings); the runner checks meaning."""
+        settings: dict[str, Any] = {}
+        for setting in self.spec.train:
+            if setting.key.text in settings:
+                self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span)
+            settings[setting.key.text] = self.evaluate(setting.value, {}).value
+        return settings
 
     def _init(self) -> str:
         if self.spec.init is None:
@@ -149,31 +244,35 @@ class Expander:
 
     # ---- values -------------------------------------------------------------------
 
-    def evaluate(self, expr: ast.Expr, env: dict[str, Value]) -> Value:
-        if isinstance(expr, ast.Num):
-            return Value(expr.value, expr.span)
-        if isinstance(expr, ast.Str):
+    def evaluate(self, expr: ast.Expr, env: dict[str, Value], calls=()) -> Value:
+        """A value: a number, a word, a string, or arithmetic on numbers and block parameters."""
+        if isinstance(expr, ast.Num | ast.Str):
             return Value(expr.value, expr.span)
         if isinstance(expr, ast.Ref):
             return env.get(expr.name) or Value(expr.name, expr.span, word=True)
         if isinstance(expr, ast.Neg):
-            inner = self.evaluate(expr.operand, env)
-            return Value(-self._number(inner, "-"), expr.span)
-        left, right = self.evaluate(expr.left, env), self.evaluate(expr.right, env)
-        a, b = self._number(left, expr.op), self._number(right, expr.op)
+            inner = self.evaluate(expr.operand, env, calls)
+            return Value(-self._number(inner, "-", calls), expr.span)
+        left, right = self.evaluate(expr.left, env, calls), self.evaluate(expr.right, env, calls)
+        a, b = self._number(left, expr.op, calls), self._number(right, expr.op, calls)
         if expr.op == "/" and b == 0:
-            self.error("division by zero", expr.span)
+            self.error("division by zero", expr.span, None, calls)
             return Value(0, expr.span)
-        result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
+        try:
+            result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
+        except OverflowError:
+            self.error("this number is too large to work with", expr.span, None, calls)
+            return Value(0, expr.span)
         return Value(result, expr.span)
 
-    def _number(self, value: Value, op: str) -> int | float:
+    def _number(self, value: Value, op: str, calls) -> int | float:
         if isinstance(value.value, (int, float)) and not value.word:
             return value.value
         self.error(
             f"'{value.value}' is not a number, so '{op}' cannot apply to it",
             value.span,
             "arithmetic works on numbers and on block parameters that hold numbers",
+            calls,
         )
         return 0
 
@@ -184,6 +283,20 @@ class Expander:
         for statement in statements:
             nodes.extend(self.statement(statement, ctx))
         return nodes
+
+    def _budget(self, st: ast.Statement) -> None:
+        """Stop expanding after too many errors, or where repeats and blocks multiply without bound."""
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self.error(
+                f"the network grows past {MAX_NODES:,} layers and groups here",
+                st.name.span,
+                "check repeat counts (x N) and blocks that call other blocks",
+                [],
+            )
+            raise _StopExpanding
+        if len(self.diagnostics) >= MAX_ERRORS:
+            raise _StopExpanding
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
         items, frozen = self._flags(st.items, ctx)
@@ -216,18 +329,14 @@ class Expander:
 
     def single(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Node | None:
         """One instance of a statement, named `name` in the current scope."""
+        self._budget(st)
         word = st.name.text
         if st.body is not None:
             return self.group(st, items, ctx, name)
         if word in self.blocks:
             return self.call(st, items, ctx, name)
         if st.call_args is not None:
-            self.error(
-                f"unknown block '{word}'",
-                st.name.span,
-                did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`",
-                ctx.calls,
-            )
+            self._unknown_block(st, ctx)
             return None
         if word in KINDS:
             return self.layer(st, items, ctx, name)
@@ -236,9 +345,29 @@ class Expander:
                 f"'{word}' needs a body in braces", st.name.span, f"write `{word} {{`, the layers on the next lines, then `}}`", ctx.calls
             )
             return None
-        candidates = [*KINDS, *self.blocks, *GROUP_FIELDS, *KEYWORDS]
-        self.error(f"unknown layer '{word}'", st.name.span, did_you_mean(word, candidates) or f"layers are: {', '.join(KINDS)}", ctx.calls)
+        self._unknown_word(st, ctx)
         return None
+
+    def _unknown_block(self, st: ast.Statement, ctx: Context) -> None:
+        word = st.name.text
+        if word in KINDS or word in GROUP_FIELDS:
+            self.error(
+                f"'{word}' is a layer, not a block: its arguments are not written in parentheses",
+                st.name.span,
+                f"write e.g. `{_example(word)}`",
+                ctx.calls,
+            )
+            return
+        hint = did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`"
+        self.error(f"unknown block '{word}'", st.name.span, hint, ctx.calls)
+
+    def _unknown_word(self, st: ast.Statement, ctx: Context) -> None:
+        """A line that starts with a word specc does not know: a misspelt layer, block or keyword."""
+        word = st.name.text
+        suggestion = did_you_mean(word, [*KINDS, *self.blocks, *GROUP_FIELDS, *KEYWORDS])
+        what = "keyword" if suggestion and suggestion.split("'")[1] in KEYWORDS else "layer"
+        hint = suggestion or f"the layers are {', '.join(KINDS)}; a block must be defined before it is called"
+        self.error(f"unknown {what} '{word}'", st.name.span, hint, ctx.calls)
 
     def layer(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Layer | None:
         kind = KINDS[st.name.text]
@@ -274,67 +403,86 @@ class Expander:
 
     def call(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         block = self.blocks[st.name.text]
-        if len(ctx.calls) >= MAX_CALL_DEPTH:
-            self.error(f"block '{block.name.text}' calls itself without end", st.name.span, None, ctx.calls)
+        if block.name.text in ctx.blocks or len(ctx.blocks) >= MAX_CALL_DEPTH:
+            self.error(
+                f"block '{block.name.text}' calls itself, so it would never end",
+                st.name.span,
+                "a block may call other blocks, but not itself, directly or through another block",
+                ctx.calls,
+            )
             return None
         args = st.call_args if st.call_args is not None else items
         if st.call_args is not None and items:
-            self.error("a block call takes its arguments inside the parentheses", items[0].span, None, ctx.calls)
+            self._stray_items(items, ctx)
         env = self.bind(block, args, ctx, st.name.span)
         if env is None:
             return None
         title = f"{block.name.text}({', '.join(_show(a, ctx.env) for a in args)})"
         scope = Scope(ctx.scope.path + (name,))
         calls = ctx.calls + [(f"in block '{block.name.text}', called here", st.name.span)]
-        children = self.statements(block.body, ctx.inside(scope, env=env, calls=calls))
+        inner = ctx.inside(scope, env=env, calls=calls, blocks=ctx.blocks + (block.name.text,))
+        children = self.statements(block.body, inner)
         return Group("block", title, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))
 
+    def _stray_items(self, items: list[ast.Arg], ctx: Context) -> None:
+        first = items[0]
+        if _is_word(first, "x") and len(items) > 1 and isinstance(items[1].value, ast.Num):
+            self.error("a repeat count is written without a space", first.span.until(items[1].span), f"write x{items[1].value.value}")
+            return
+        self.error(
+            "a block call takes its arguments inside the parentheses",
+            first.span,
+            "write e.g. basic(64, S=2), then x2 to repeat it",
+            ctx.calls,
+        )
+
     def bind(self, block: ast.BlockDef, args: list[ast.Arg], ctx: Context, where: Span) -> dict[str, Value] | None:
-        """Block parameters bound to the call's arguments; None after an error."""
-        params = {p.name.text: p for p in block.params}
-        order = list(params)
+        """Block parameters bound to the call's arguments, as Python binds them; None after an error."""
+        name, params = block.name.text, {p.name.text: p for p in block.params}
         env: dict[str, Value] = {}
         ok = True
         for i, arg in enumerate(args):
-            if arg.key is None:
-                if i >= len(order):
-                    self.error(
-                        f"'{block.name.text}' takes {len(order)} argument{'s' * (len(order) != 1)} ({', '.join(order)}), got more",
-                        arg.span,
-                        None,
-                        ctx.calls,
-                    )
-                    ok = False
-                    continue
-                key, key_span = order[i], arg.span
-            else:
-                key, key_span = arg.key.text, arg.key.span
-                if key not in params:
-                    self.error(
-                        f"'{block.name.text}' has no parameter '{key}'",
-                        key_span,
-                        did_you_mean(key, params) or f"its parameters are: {', '.join(order) or 'none'}",
-                        ctx.calls,
-                    )
-                    ok = False
-                    continue
-            if key in env:
-                self.error(f"'{key}' is given twice", key_span, None, ctx.calls)
+            key = self._parameter_for(block, args, i, ctx)
+            if key is None:
                 ok = False
-            env[key] = self.evaluate(arg.value, ctx.env)
+                continue
+            if key in env:
+                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, None, ctx.calls)
+                ok = False
+            env[key] = self.evaluate(arg.value, ctx.env, ctx.calls)
         for key, param in params.items():
-            if key not in env:
-                if param.default is None:
-                    self.error(
-                        f"'{block.name.text}' needs the argument '{key}'",
-                        where,
-                        f"'{block.name.text}({', '.join(_param_text(p) for p in block.params)})' is defined on line {block.span.line}",
-                        ctx.calls,
-                    )
-                    ok = False
-                else:
-                    env[key] = self.evaluate(param.default, env)
+            if key in env:
+                continue
+            if param.default is not None:
+                env[key] = self.evaluate(param.default, env, ctx.calls)
+                continue
+            self.error(
+                f"'{name}' needs the argument '{key}'",
+                where,
+                f"call it as {name}({', '.join(_param_text(p) for p in block.params)})",
+                ctx.calls,
+                [(f"'{key}' is declared here, without a default", param.name.span)],
+            )
+            ok = False
         return env if ok else None
+
+    def _parameter_for(self, block: ast.BlockDef, args: list[ast.Arg], i: int, ctx: Context) -> str | None:
+        """The parameter that the i-th argument of a call binds, or None after reporting why none."""
+        name, order, arg = block.name.text, [p.name.text for p in block.params], args[i]
+        if arg.key is not None:
+            if arg.key.text in order:
+                return arg.key.text
+            hint = did_you_mean(arg.key.text, order) or f"its parameters are: {', '.join(order) or 'none'}"
+            self.error(f"'{name}' has no parameter '{arg.key.text}'", arg.key.span, hint, ctx.calls)
+            return None
+        if any(a.key is not None for a in args[:i]):
+            self.error("a positional argument cannot follow a key=value argument", arg.span, "put positional arguments first", ctx.calls)
+            return None
+        if i >= len(order):
+            taken = f"{len(order)} argument{'s' * (len(order) != 1)}" + (f" ({', '.join(order)})" if order else "")
+            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, None, ctx.calls)
+            return None
+        return order[i]
 
     # ---- arguments of layers and groups -------------------------------------------------
 
@@ -342,25 +490,46 @@ class Expander:
         """Check a layer's arguments against its fields: ({name: value}, {name: span}) or None."""
         args: dict[str, Any] = {}
         spans: dict[str, Span] = {}
-        ok = True
-        for item in items:
-            value = self.evaluate(item.value, ctx.env)
+        bad: set[str] = set()  # given, but wrong: not also "missing"
+        skip = False
+        for i, item in enumerate(items):
+            if skip:  # the value of `K 16`, reported with its K
+                skip = False
+                continue
+            value = self.evaluate(item.value, ctx.env, ctx.calls)
+            if self._missing_equals(what, fields, item, value, items[i + 1 : i + 2], ctx):
+                bad.add(str(value.value))
+                skip = i + 1 < len(items) and items[i + 1].key is None
+                continue
             fld = self._field_for(what, fields, item, value, args, ctx)
             if fld is None:
-                ok = False
+                bad.add("")
                 continue
-            converted = self._convert(what, fld, value, ctx)
+            converted = self._convert(what, fld, value, _Use(ctx, item, what, fld.name))
             if converted is _BAD:
-                ok = False
+                bad.add(fld.name)
                 continue
             args[fld.name], spans[fld.name] = converted, value.span
         for fld in fields:
-            if fld.name not in args:
+            if fld.name not in args and fld.name not in bad:
                 if fld.required:
-                    self.error(f"{what} needs {fld.name} ({fld.help})", where, f"write e.g. `{what} {fld.name}=...`", ctx.calls)
-                    ok = False
+                    self.error(f"{what} needs {fld.name} ({fld.help})", where, f"write e.g. `{_example(what)}`", ctx.calls)
+                    bad.add(fld.name)
                 args[fld.name] = fld.default
-        return (args, spans) if ok else None
+        return (args, spans) if not bad else None
+
+    def _missing_equals(self, what, fields, item: ast.Arg, value: Value, following: list[ast.Arg], ctx) -> bool:
+        """`conv K 16`: an argument's name without its '='. Reported, with the value that follows."""
+        if not value.word or item.key is not None or not any(f.name == value.value and f.type != "bool" for f in fields):
+            return False
+        if following and following[0].key is None:
+            after = following[0]
+            example = self.source.text.splitlines()[after.span.line - 1][after.span.column - 1 : after.span.end_column - 1]
+            span = value.span.until(after.span) if after.span.line == value.span.line else value.span
+            self.error(f"'{value.value}' needs a '=' before its value", span, f"write {value.value}={example}", ctx.calls)
+        else:
+            self.error(f"'{value.value}' needs a value", value.span, f"write {value.value}=…", ctx.calls)
+        return True
 
     def _field_for(self, what, fields, item: ast.Arg, value: Value, args, ctx) -> Field | None:
         if item.key is not None:
@@ -379,9 +548,6 @@ class Expander:
             for fld in fields:
                 if value.value in fld.choices or (fld.type == "bool" and fld.name == value.value):
                     return fld
-            if any(f.name == value.value for f in fields):
-                self.error(f"'{value.value}' needs a value: a '=' is missing", value.span, f"write {value.value}=...", ctx.calls)
-                return None
         for fld in fields:
             if fld.positional and fld.name not in args and not fld.choices and fld.type != "bool":
                 return fld
@@ -392,35 +558,69 @@ class Expander:
         self.error(f"{what} does not take '{value.value}' here", value.span, hint, ctx.calls)
         return None
 
-    def _convert(self, what: str, fld: Field, value: Value, ctx: Context):
+    def _convert(self, what: str, fld: Field, value: Value, use: _Use):
         v = value.value
         if fld.type == "bool":
-            if value.word and v in ("true", "false") or value.word and v == fld.name:
+            if value.word and (v in ("true", "false") or v == fld.name):
                 return v != "false"
-            return self._bad(f"{fld.name} is true or false, got '{v}'", value, ctx)
+            return self._bad(f"{what} {fld.name} is true or false, got '{v}'", value, use)
         if fld.type in ("word", "pad") and value.word:
             if v in fld.choices:
                 return v
-            return self._bad(
-                f"{what} {fld.name} cannot be '{v}'", value, ctx, did_you_mean(v, fld.choices) or f"choose one of {', '.join(fld.choices)}"
-            )
+            hint = did_you_mean(v, fld.choices) or f"choose one of {', '.join(fld.choices)}"
+            return self._bad(f"{what} {fld.name} cannot be '{v}'", value, use, hint)
         if fld.type == "word" or value.word or isinstance(v, str):
-            return self._bad(f"{what} {fld.name} must be {fld.help or 'a number'}, got '{v}'", value, ctx)
+            expected = {"int": "a whole number", "number": "a number"}.get(fld.type, fld.help)
+            return self._bad(f"{what} {fld.name} must be {expected}, got '{v}'", value, use, f"{fld.name}: {fld.help}")
         if fld.type in ("int", "pad") and not isinstance(v, int):
-            return self._bad(f"{what} {fld.name} must be a whole number, got {v}", value, ctx)
+            return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
+        if not math.isfinite(v) or abs(v) > MAX_INT:
+            return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use)
         minimum = 0 if fld.type == "pad" else fld.minimum
         if minimum is not None and v < minimum:
-            return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, ctx)
+            return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, use)
         if fld.below is not None and v >= fld.below:
-            return self._bad(f"{what} {fld.name} must be below {fld.below:g}, got {v}", value, ctx)
+            return self._bad(f"{what} {fld.name} must be below {fld.below:g}, got {v}", value, use)
         return v
 
-    def _bad(self, message: str, value: Value, ctx: Context, hint: str | None = None):
-        self.error(message, value.span, hint, ctx.calls)
+    def _bad(self, message: str, value: Value, use: _Use, hint: str | None = None):
+        """Report a bad argument at its value; where a block call passed it in, also show where it is used."""
+        notes = []
+        if use.item.value.span != value.span and use.ctx.blocks:
+            notes.append((f"block '{use.ctx.blocks[-1]}' passes it to {use.what} as {use.field} here", use.item.span))
+        self.error(message, value.span, hint, use.ctx.calls, notes)
         return _BAD
 
 
+@dataclass(frozen=True)
+class _Use:
+    """Where a layer argument is written: to point at it when the value came from a block call."""
+
+    ctx: Context
+    item: ast.Arg
+    what: str
+    field: str
+
+
 _BAD = object()
+
+
+def _position(d: Diagnostic) -> tuple[int, int]:
+    """File order; errors about the whole file first."""
+    return (d.span.line, d.span.column) if d.span else (0, 0)
+
+
+def _is_word(arg: ast.Arg, word: str) -> bool:
+    return arg.key is None and isinstance(arg.value, ast.Ref) and arg.value.name == word
+
+
+def _example(kind: str) -> str:
+    return {"conv": "conv K=16 F=3", "pool": "pool max F=2", "fc": "fc 10", "residual": "residual {"}.get(kind, kind)
+
+
+def _short(v: int | float) -> str:
+    text = f"{v:g}" if isinstance(v, float) else str(v)
+    return text if len(text) < 24 else f"{text[:10]}…({len(text)} digits)"
 
 
 def _stem(path: str) -> str:

@@ -12,6 +12,7 @@ their parameter count once per sample.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,11 +23,15 @@ REQUIRED = object()
 
 
 class ShapeError(Exception):
-    """A layer cannot take the shape it is given. `field` names the argument to point at."""
+    """A layer cannot take the shape it is given.
 
-    def __init__(self, message: str, hint: str | None = None, field: str | None = None):
+    `field` names the argument to point at. `recover` is the shape the layer would give all the
+    same (fc's K outputs, say), so that the checker can go on and report later mistakes too.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, field: str | None = None, recover: Shape | None = None):
         super().__init__(message)
-        self.message, self.hint, self.field = message, hint, field
+        self.message, self.hint, self.field, self.recover = message, hint, field, recover
 
 
 @dataclass(frozen=True)
@@ -92,21 +97,27 @@ def _slide(kind: str, x: Shape, f: int, s: int, p: int | str, dilation: int = 1)
     for w, pad in zip(spatial, pads, strict=True):
         out, _ = shapes.window_output(w, f, s, pad, dilation)
         if out <= 0:
-            f_eff = shapes.effective_filter(f, dilation)
-            raise ShapeError(
-                f"{kind} output size would be {out}: filter {f_eff} is larger than the padded input "
-                f"{w}+{pad[0] + pad[1]} ({shapes.formula(w, f, s, pad, dilation).split(' =')[0]})",
-                "use a smaller F or S, or pad more (P=same keeps the size)",
-                field="F",
-            )
+            raise _too_small(kind, w, f, s, pad, dilation, out)
         outs.append(out)
         texts.append(shapes.formula(w, f, s, pad, dilation))
         lost = shapes.dropped_pixels(w, f, s, pad, dilation)
         if lost:
-            dropped.append(f"{texts[-1]}, so the last {lost} pixel{'s' * (lost > 1)} of {w} never reach{'es' * (lost == 1)} a window")
+            pixels = "the last pixel" if lost == 1 else f"the last {lost} pixels"
+            dropped.append(f"{texts[-1]}: PyTorch floors, so {pixels} of {w} never reach{'es' * (lost == 1)} a window")
     text = texts[0] if len(set(texts)) == 1 else "; ".join(texts)
-    warning = f"{kind} does not tile its input: {dropped[0]} (PyTorch floors)" if dropped else None
+    warning = f"{kind} does not tile its input: {dropped[0]}" if dropped else None
     return tuple(outs), pads, text, warning
+
+
+def _too_small(kind: str, w: int, f: int, s: int, pad: tuple[int, int], dilation: int, out: int) -> ShapeError:
+    f_eff = shapes.effective_filter(f, dilation)
+    filt = f"the filter ({f})" if dilation == 1 else f"the dilated filter ({dilation}·({f} − 1) + 1 = {f_eff})"
+    padded = f"the input ({w})" if pad == (0, 0) else f"the padded input ({w} + {pad[0] + pad[1]} = {w + pad[0] + pad[1]})"
+    return ShapeError(
+        f"{kind} output size would be {out}: {shapes.formula(w, f, s, pad, dilation)}, because {filt} is larger than {padded}",
+        "use a smaller F, pad more (P=same keeps the size), or shrink the input less before this layer",
+        field="F",
+    )
 
 
 def _dims(x: Shape) -> int:
@@ -136,9 +147,15 @@ class Conv(LayerKind):
     def infer(self, a, x):
         spatial = _spatial("conv", x)
         c, k, g = x[0], a["K"], a["groups"]
-        if c % g or k % g:
-            raise ShapeError(f"groups={g} must divide both the input channels ({c}) and K ({k})", field="groups")
         out, _, text, warning = _slide("conv", x, a["F"], a["S"], a["P"], a["dilation"])
+        if c % g or k % g:
+            both = math.gcd(c, k)
+            raise ShapeError(
+                f"conv groups={g} must divide both the input channels ({c}) and K ({k})",
+                f"use a divisor of {both}, e.g. groups=1 or groups={both}" if both > 1 else "only groups=1 fits these channels",
+                field="groups",
+                recover=(k, *out),
+            )
         params = k * (c // g) * a["F"] ** len(spatial) + (k if a["bias"] else 0)
         return Inferred(
             (k, *out),
@@ -256,6 +273,10 @@ class Flatten(LayerKind):
 
 
 class Fc(LayerKind):
+    """Fully connected. On a C×H×W input it is an error, not an implicit flatten (as Keras'
+    Dense would apply itself to the last axis and torch's Linear fails): the spec says `flatten`
+    where the features are laid out, so the table shows the 320 that nobody computes by hand."""
+
     name, short = "fc", "fc"
     help = "fully connected: K outputs from every input feature"
     fields = (
@@ -267,7 +288,8 @@ class Fc(LayerKind):
         if len(x) != 1:
             raise ShapeError(
                 f"fc needs a flat input, got {shapes.shape_text(x)}",
-                f"add `flatten` before fc (it gives {shapes.prod(x)} features), or `pool avg global` then `flatten`",
+                f"add `flatten` before fc (it gives {shapes.prod(x):,} features), or `pool avg global` then `flatten`",
+                recover=(a["K"],),
             )
         params = x[0] * a["K"] + (a["K"] if a["bias"] else 0)
         return Inferred((a["K"],), params, params)
@@ -283,7 +305,9 @@ class Maxout(LayerKind):
 
     def infer(self, a, x):
         if x[0] % a["K"]:
-            raise ShapeError(f"maxout K={a['K']} must divide the {x[0]} input channels", field="K")
+            raise ShapeError(
+                f"maxout K={a['K']} must divide the {x[0]} input channels", "the conv before it should give a multiple of K", field="K"
+            )
         return Inferred((x[0] // a["K"], *x[1:]))
 
     def torch(self, a, x):

@@ -1,19 +1,26 @@
 """Text to syntax tree: the lark grammar in grammar/specc.lark, loaded once.
 
-Syntax errors are turned into diagnostics with a named, friendly message
-where the mistake matches one of a small catalogue of known-bad examples
-(lark's `match_examples`). After an error on a line without braces the line
-is blanked and the text parsed again, so that several independent mistakes
-are reported in one go.
+The tree is built while parsing (lark's inline transformer, LALR only): a
+spec of a thousand layers is parsed and built in a few tens of milliseconds,
+which a separate tree pass with position propagation would double. Every node
+takes its span from the tokens under it.
+
+Syntax errors get a named, friendly message where the parser state matches
+one of a small catalogue of known-bad examples (the idea of lark's
+`match_examples`, keyed by state so that a lookup is a dict access). After an
+error the offending line is blanked, keeping its braces, and the text parsed
+again, so that several independent mistakes are reported in one go.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
+from typing import NamedTuple
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
 from .errors import Diagnostic, Source, Span, SpeccError
@@ -32,12 +39,14 @@ def _grammar_path() -> Path:
 
 @functools.cache
 def _parser() -> Lark:
+    # cache=True keeps the LALR tables in the temp folder, keyed by the grammar's hash:
+    # building them costs more than the whole check of a ResNet.
     return Lark(
-        _grammar_path().read_text(),
+        _grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
         maybe_placeholders=True,
+        transformer=_ToAst(),
         cache=True,
     )
 
@@ -47,65 +56,167 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     source = Source(text, path)
     diagnostics: list[Diagnostic] = []
     work = text if text.endswith("\n") else text + "\n"
+    blanked: set[int] = set()
     while True:
         try:
-            tree = _parser().parse(work)
+            spec = _parser().parse(work)
             break
         except UnexpectedInput as err:
             diagnostics.append(_diagnose(err, work))
             line = _blankable_line(err, work)
-            if line is None or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+            if line is None or line in blanked or len(diagnostics) >= MAX_SYNTAX_ERRORS:
                 break
-            work = _blank_line(work, line)
+            blanked.add(line)
+            work = _blank_line(work, line, _token_type(err) == "RBRACE")
+        except SpeccError as err:  # raised by the transformer, e.g. a header line given twice
+            diagnostics.extend(err.diagnostics)
+            break
+        except RecursionError:
+            diagnostics.append(Diagnostic("the spec nests too deeply to read", Span(1, 1, 1, 2), "use blocks instead of deep nesting"))
+            break
     if diagnostics:
         raise SpeccError(diagnostics=diagnostics, source=source)
-    try:
-        return _ToAst().transform(tree)
-    except VisitError as err:  # lark wraps what a transformer method raises
-        if isinstance(err.orig_exc, SpeccError):
-            raise SpeccError(diagnostics=err.orig_exc.diagnostics, source=source) from None
-        raise
+    return spec
 
 
 # ---- syntax error messages ----------------------------------------------------
 
-# Known-bad snippets, matched by the parser state they fail in.
-_CATALOGUE = {
-    "a value is missing after '='": ["conv K= F=3\n", "conv K=\n", "train {\nepochs=\n}\n"],
-    "a block parameter list needs commas between parameters": ["block b(K S=1) {\nrelu\n}\n"],
-    "block call arguments are separated by commas": ["b(64 S=2)\n"],
-    "'}' closes a group that was never opened": ["}\n", "relu\n}\n"],
-    "a '{' must end its line; put the group's layers on the following lines": ["residual { relu }\n"],
-    "a train section holds key=value settings": ["train {\nadam\n}\n"],
-    "the input shape is written like 3x32x32 (channels x height x width)": ["input 3 32 32\n", "input\n"],
-    "a network name is one word": ["network\n", "network my net\n"],
-}
+# Known-bad snippets, matched by the parser state they fail in and the token they fail on:
+# (message, hint, examples). Each example starts after a valid line, so that the parser's
+# stack is as deep as in a real file.
+VALUE_MISSING = "a value is missing after '='"
+_CATALOGUE = [
+    (
+        VALUE_MISSING,
+        "write e.g. K=16",
+        ["relu\nconv K=\n", "relu\nconv F=3 K=\n", "relu\nb(K=)\n", "relu\nb(K=, S=1)\n", "train {\nepochs=\n}\n"],
+    ),
+    ("'=' must follow an argument name", "write e.g. K=16", ["relu\nconv K=16 =\n", "relu\nconv =3\n", "relu\nb(64 =)\n"]),
+    ("a block's parameters are separated by commas", "write e.g. block basic(K, S=1) {", ["block b(K S=1) {\nrelu\n}\n"]),
+    ("a block call's arguments are separated by commas", "write e.g. basic(64, S=2)", ["relu\nb(64 S=2)\n", "relu\nb(K=64 S=2)\n"]),
+    ("'}' closes a group that was never opened", "remove it, or add the line with '{' that it closes", ["relu\n}\n", "}\n"]),
+    (
+        "a '{' must end its line",
+        "put the group's layers on the lines after it, and the '}' on a line of its own",
+        ["relu\nresidual { relu }\n", "relu\nresidual {relu\n}\n"],
+    ),
+    ("a train section holds key=value settings", "write e.g. epochs=10", ["train {\nadam\n}\n", "train {\nepochs 3\n}\n"]),
+    (
+        "the input shape is written like 3x32x32",
+        "channels x length (1-D), channels x height x width (2-D) or channels x depth x height x width (3-D)",
+        ["input 3 32 32\n", "input\n", "input x\n", "input 3x32x\n", "input 3, 32, 32\n"],
+    ),
+    ("a network name is one word", "letters, digits and _, as in network my_net", ["network\n", "network my net\n", "network 3\n"]),
+    ("an initialisation is one word", "init default, init kaiming or init xavier", ["init\n", "init he normal\n"]),
+    (
+        "a block definition needs a name and a parameter list",
+        "write e.g. block basic(K, S=1) {",
+        ["block\n", "block b\n", "block b {\nrelu\n}\n", "block b() relu\n"],
+    ),
+    ("a block's body goes in braces", "end this line with '{', and close the body with '}' on a line of its own", ["block b(K)\nrelu\n"]),
+    (
+        "a line starts with a layer, a block call or a keyword",
+        "e.g. conv K=16 F=3, basic(64), or input 3x32x32",
+        ["relu\n= 3\n", "relu\n, relu\n", "relu\n3\n"],
+    ),
+    ("a repeat count goes last on the line", "write e.g. basic(64) x2", ["relu\nrelu x2 K=3\n"]),
+]
+
+
+@functools.cache
+def _catalogue() -> dict[tuple[int, str], tuple[str, str]]:
+    """(parser state, token type) -> message, worked out once from the examples above."""
+    table: dict[tuple[int, str], tuple[str, str]] = {}
+    for message, hint, examples in _CATALOGUE:
+        for example in examples:
+            try:
+                _parser().parse(example)
+            except (UnexpectedToken, UnexpectedCharacters) as err:
+                key = _key(err)
+                if key is not None:
+                    table.setdefault(key, (message, hint))
+            except (UnexpectedInput, SpeccError):
+                pass
+    return table
+
+
+def _key(err: UnexpectedInput) -> tuple[int, str] | None:
+    state = getattr(err, "state", None)
+    position = getattr(state, "position", None)
+    return None if position is None else (position, _token_type(err))
+
+
+def _token_type(err: UnexpectedInput) -> str:
+    if isinstance(err, UnexpectedToken):
+        return err.token.type
+    if isinstance(err, UnexpectedCharacters):
+        return f"char {err.char}"
+    return "$END"
 
 
 def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        return _unclosed_brace(text) or Diagnostic("unexpected end of file", _eof_span(text))
-    span = Span(err.line, err.column, err.line, err.column + _width(err))
+    if isinstance(err, UnexpectedEOF) or _token_type(err) == "$END":
+        return _unclosed(text, "{", "}") or Diagnostic("the file ends in the middle of a statement", _eof_span(text))
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream]
-        return Diagnostic(f"unexpected character {char!r}", span, "names are letters, digits and _; numbers like 3, 0.5 or 1e-3")
-    known = err.match_examples(_parser().parse, _CATALOGUE, use_accepts=True)
-    found = _describe(err.token)
+        return _bad_character(err, text)
+    token = err.token
+    span = Span(err.line, err.column, err.line, err.column + (len(token.value) if token.type != "_NL" else 1))
+    if "RPAR" in err.expected and token.type != "RPAR":
+        unclosed = _unclosed(text.splitlines()[err.line - 1][: err.column - 1], "(", ")", line=err.line)
+        if unclosed:
+            return unclosed
+    known = _catalogue().get(_key(err))
+    if token.type == "EQUAL" or (known and known[0] == VALUE_MISSING):
+        missing = _value_missing(text.splitlines()[err.line - 1][: err.column - 1], err.line, after_next_word=token.type == "EQUAL")
+        if missing:
+            return missing
     if known:
-        return Diagnostic(f"{known} (found {found})", span)
-    expected = ", ".join(sorted(_describe_terminal(t) for t in err.expected if not t.startswith("_")))
-    return Diagnostic(f"unexpected {found}", span, f"expected one of: {expected}" if expected else None)
+        return Diagnostic(known[0], span, known[1])
+    expected = _expected(err.expected)
+    return Diagnostic(f"unexpected {_describe(token)}", span, f"expected {expected}" if expected else None)
 
 
-def _width(err: UnexpectedInput) -> int:
-    token = getattr(err, "token", None)
-    return max(1, len(str(token))) if token is not None and token.type != "_NL" else 1
+def _value_missing(before: str, lineno: int, after_next_word: bool) -> Diagnostic | None:
+    """Point at the `K=` that lacks its value, in the text `before` the parser's error.
+
+    `K= F=3` reads as K=F, then a stray '=': there the missing value belongs after the
+    `K=` one word back (`after_next_word`).
+    """
+    pattern = r"([A-Za-z_]\w*)[ \t]*=[ \t]+[A-Za-z_]\w*[ \t]*$" if after_next_word else r"([A-Za-z_]\w*)[ \t]*=[ \t]*$"
+    match = re.search(pattern, before)
+    if not match:
+        return None
+    name = match.group(1)
+    end = before.index("=", match.end(1)) + 2
+    example = {"K": 16, "F": 3, "S": 2, "P": 1, "p": 0.5}.get(name, 1)
+    return Diagnostic(
+        f"a value is missing after '{name}='", Span(lineno, match.start(1) + 1, lineno, end), f"give {name} a value, as in {name}={example}"
+    )
+
+
+def _bad_character(err: UnexpectedCharacters, text: str) -> Diagnostic:
+    span = Span(err.line, err.column, err.line, err.column + 1)
+    char = err.char
+    hints = {
+        ";": "write one statement a line; ';' is not needed",
+        "×": "write shapes with a plain letter x, as in 3x32x32",
+        "[": "arguments are written key=value, without brackets",
+        "]": "arguments are written key=value, without brackets",
+        "'": 'strings are written in double quotes: "like this"',
+        '"': "a string ends on the line it starts",
+    }
+    hint = hints.get(char, "names are letters, digits and _; numbers look like 3, 0.5 or 1e-3")
+    if char.isspace():
+        return Diagnostic(f"unexpected whitespace character {char!r}", span, "indent with spaces or tabs only")
+    return Diagnostic(f"unexpected character {char!r}", span, hint)
 
 
 def _describe(token: Token) -> str:
     if token.type == "_NL":
         return "end of line"
-    return f"{token.value!r}"
+    if token.type == "$END":
+        return "end of file"
+    return repr(str(token.value))
 
 
 _TERMINAL_WORDS = {
@@ -115,37 +226,53 @@ _TERMINAL_WORDS = {
     "STRING": "a string",
     "SHAPE": "a shape like 3x32x32",
     "REPEAT": "a repeat like x2",
-    "LBRACE": "'{'",
-    "RBRACE": "'}'",
-    "LPAR": "'('",
-    "RPAR": "')'",
-    "EQUAL": "'='",
-    "COMMA": "','",
-    "CALL": "a block call like basic(",
-    "COLON": "':'",
-    "PLUS": "'+'",
-    "MINUS": "'-'",
-    "STAR": "'*'",
-    "SLASH": "'/'",
+    "CALL": "a block call like basic(64)",
+    "_NL": "the end of the line",
+    "$END": "the end of the file",
+    "TRAIN": "train",
+    "NETWORK": "network",
+    "INPUT": "input",
+    "INIT": "init",
+    "BLOCK": "block",
 }
+_PUNCTUATION = {"LBRACE": "{", "RBRACE": "}", "LPAR": "(", "RPAR": ")", "EQUAL": "=", "COMMA": ",", "COLON": ":"}
+_VALUE_START = {"INT", "FLOAT", "NAME", "STRING", "LPAR", "MINUS"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH"}
 
 
-def _describe_terminal(name: str) -> str:
-    return _TERMINAL_WORDS.get(name, name.lower())
+def _expected(terminals) -> str:
+    """lark's expected terminals as a short phrase: 'a value', "'=' or ')'" ..."""
+    names = set(terminals)
+    words: list[str] = []
+    if _VALUE_START <= names:
+        words.append("a value")
+        names -= _VALUE_START
+    if _OPERATORS <= names | {"MINUS"}:
+        words.append("an operator (+ - * /)")
+        names -= _OPERATORS
+    for name in sorted(names, key=lambda n: (n not in _PUNCTUATION, n)):
+        word = f"'{_PUNCTUATION[name]}'" if name in _PUNCTUATION else _TERMINAL_WORDS.get(name)
+        if word and word not in words:
+            words.append(word)
+    if len(words) > 1:
+        return ", ".join(words[:-1]) + " or " + words[-1]
+    return words[0] if words else ""
 
 
-def _unclosed_brace(text: str) -> Diagnostic | None:
+def _unclosed(text: str, opener: str, closer: str, line: int | None = None) -> Diagnostic | None:
+    """The last `opener` that no `closer` matches, ignoring comments; in one line where `line` is given."""
     opened: list[tuple[int, int]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        for col, char in enumerate(line.split("#", 1)[0], 1):
-            if char == "{":
-                opened.append((lineno, col))
-            elif char == "}" and opened:
+    for lineno, row in enumerate(text.splitlines(), 1):
+        for col, char in enumerate(row.split("#", 1)[0], 1):
+            if char == opener:
+                opened.append((line or lineno, col))
+            elif char == closer and opened:
                 opened.pop()
     if not opened:
         return None
-    line, col = opened[-1]
-    return Diagnostic("this '{' is never closed", Span(line, col, line, col + 1), "add a line with '}' where the group ends")
+    where, col = opened[-1]
+    hint = "add a line with '}' where the group ends" if opener == "{" else f"add the missing '{closer}'"
+    return Diagnostic(f"this '{opener}' is never closed", Span(where, col, where, col + 1), hint)
 
 
 def _eof_span(text: str) -> Span:
@@ -154,24 +281,29 @@ def _eof_span(text: str) -> Span:
 
 
 def _blankable_line(err: UnexpectedInput, text: str) -> int | None:
-    """The line to blank for another try, or None where blanking would unbalance braces."""
-    if isinstance(err, UnexpectedEOF) or getattr(getattr(err, "token", None), "type", None) == "$END":
+    """The line to blank for another try, or None at the end of the file."""
+    if isinstance(err, UnexpectedEOF) or _token_type(err) == "$END" or err.line < 1:
         return None
-    line = text.splitlines()[err.line - 1].split("#", 1)[0]
-    return None if ("{" in line or "}" in line) else err.line
+    return err.line
 
 
-def _blank_line(text: str, line: int) -> str:
+def _blank_line(text: str, line: int, drop_closer: bool) -> str:
+    """Blank one line but keep its brace balance, so the lines around it still parse as they did.
+
+    A line that opens a group becomes `seq {`; one that closes a group keeps its `}`; a stray
+    `}` that caused the error is dropped.
+    """
     lines = text.split("\n")
-    lines[line - 1] = " " * len(lines[line - 1])
+    code = lines[line - 1].split("#", 1)[0]
+    balance = code.count("{") - code.count("}")
+    if drop_closer:
+        balance += 1
+    keep = "seq {" if balance > 0 else "}" if balance < 0 else ""
+    lines[line - 1] = "\n".join([keep] * abs(balance)) if keep else ""
     return "\n".join(lines)
 
 
 # ---- tree to AST ------------------------------------------------------------------
-
-
-def _span(meta) -> Span:
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
 
 
 def _tspan(token: Token) -> Span:
@@ -182,57 +314,66 @@ def _name(token: Token) -> ast.Name:
     return ast.Name(span=_tspan(token), text=str(token))
 
 
-@v_args(meta=True)
+class _Call(NamedTuple):
+    name: Token
+    args: list[ast.Arg]
+    span: Span  # from the name to the closing parenthesis
+
+
 class _ToAst(Transformer):
-    """One short method per grammar rule; every node keeps its span."""
+    """One short method per grammar rule; called by the parser as it reduces, spans from tokens."""
 
     # values
-    def int(self, meta, children):
-        return ast.Num(span=_span(meta), value=int(children[0]))
+    def int(self, children):
+        return ast.Num(span=_tspan(children[0]), value=int(children[0]))
 
-    def float(self, meta, children):
-        return ast.Num(span=_span(meta), value=float(children[0]))
+    def float(self, children):
+        return ast.Num(span=_tspan(children[0]), value=float(children[0]))
 
-    def ref(self, meta, children):
-        return ast.Ref(span=_span(meta), name=str(children[0]))
+    def ref(self, children):
+        return ast.Ref(span=_tspan(children[0]), name=str(children[0]))
 
-    def string(self, meta, children):
-        return ast.Str(span=_span(meta), value=str(children[0])[1:-1])
+    def string(self, children):
+        return ast.Str(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
-    def neg(self, meta, children):
-        return ast.Neg(span=_span(meta), operand=children[0])
+    def neg(self, children):
+        minus, operand = children
+        return ast.Neg(span=_tspan(minus).until(operand.span), operand=operand)
 
     def _binop(op):  # noqa: N805 - a factory used at class-creation time
-        def method(self, meta, children):
-            return ast.BinOp(span=_span(meta), op=op, left=children[0], right=children[1])
+        def method(self, children):
+            left, right = children
+            return ast.BinOp(span=left.span.until(right.span), op=op, left=left, right=right)
 
         return method
 
     add, sub, mul, div = _binop("+"), _binop("-"), _binop("*"), _binop("/")
 
     # items
-    def positional(self, meta, children):
-        return ast.Arg(span=_span(meta), value=children[0])
+    def positional(self, children):
+        return ast.Arg(span=children[0].span, value=children[0])
 
-    def keyword(self, meta, children):
-        return ast.Arg(span=_span(meta), key=_name(children[0]), value=children[1])
+    def keyword(self, children):
+        key, value = children
+        return ast.Arg(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
-    def call(self, meta, children):
-        token, *args = children
+    def call(self, children):
+        token, *args, rpar = children
         name = Token("NAME", token[:-1], line=token.line, column=token.column, end_line=token.end_line, end_column=token.end_column - 1)
-        return name, [a for a in args if a is not None]
+        return _Call(name, [a for a in args if a is not None], _tspan(token).until(_tspan(rpar)))
 
-    def label(self, meta, children):
+    def label(self, children):
         return _name(children[0])
 
-    def body(self, meta, children):
+    def body(self, children):
         return list(children)
 
-    def statement(self, meta, children):
+    def statement(self, children):
         label, head, *items, repeat, body = children
-        name, call_args = head if isinstance(head, tuple) else (head, None)
+        name, call_args, head_span = (head.name, head.args, head.span) if isinstance(head, _Call) else (head, None, _tspan(head))
+        last = _tspan(repeat) if repeat else items[-1].span if items else head_span
         return ast.Statement(
-            span=_span(meta),
+            span=(label.span if label else head_span).until(last),
             label=label,
             name=_name(name),
             call_args=call_args,
@@ -243,29 +384,33 @@ class _ToAst(Transformer):
         )
 
     # blocks and header
-    def param(self, meta, children):
-        return ast.Param(span=_span(meta), name=_name(children[0]), default=children[1])
+    def param(self, children):
+        name, default = children
+        span = _tspan(name).until(default.span) if default is not None else _tspan(name)
+        return ast.Param(span=span, name=_name(name), default=default)
 
-    def block(self, meta, children):
+    def block(self, children):
         name, *params, body = children
-        return ast.BlockDef(span=_span(meta), name=_name(name), params=[p for p in params if p is not None], body=body)
+        return ast.BlockDef(span=_tspan(name), name=_name(name), params=[p for p in params if p is not None], body=body)
 
-    def setting(self, meta, children):
-        return ast.Setting(span=_span(meta), key=_name(children[0]), value=children[1])
+    def setting(self, children):
+        key, value = children
+        return ast.Setting(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
-    def network(self, meta, children):
+    def network(self, children):
         return ("network", _name(children[0]))
 
-    def input(self, meta, children):
+    def input(self, children):
         return ("input", (tuple(int(n) for n in str(children[0]).split("x")), _tspan(children[0])))
 
-    def init(self, meta, children):
+    def init(self, children):
         return ("init", _name(children[0]))
 
-    def train(self, meta, children):
-        return ("train", (list(children), _span(meta)))
+    def train(self, children):
+        keyword, *settings = children
+        return ("train", (settings, _tspan(keyword)))
 
-    def start(self, meta, children):
+    def start(self, children):
         return _assemble(children)
 
 
@@ -281,15 +426,26 @@ def _assemble(children: list) -> ast.Spec:
         else:
             key, value = child
             if key in fields:
-                span = value.span if isinstance(value, ast.Name) else value[1]
-                errors.append(Diagnostic(f"'{key}' is given twice", span, f"a spec has one '{key}' line"))
+                first = _header_span(fields[key])
+                note = [(f"the first '{key}' line", first)]
+                errors.append(Diagnostic(f"'{key}' is given twice", _header_span(value), f"a spec has one '{key}' line", notes=note))
+                continue
             fields[key] = value
     if errors:
         raise SpeccError(diagnostics=errors)
-    spec = ast.Spec(blocks=fields["blocks"], body=fields["body"], network=fields.get("network"), init=fields.get("init"))
-    updates = {}
-    if "input" in fields:
-        updates["input_shape"], updates["input_span"] = fields["input"]
-    if "train" in fields:
-        updates["train"], updates["train_span"] = fields["train"]
-    return spec.model_copy(update=updates)
+    input_shape, input_span = fields.get("input", (None, None))
+    train, train_span = fields.get("train", ([], None))
+    return ast.Spec(
+        network=fields.get("network"),
+        input_shape=input_shape,
+        input_span=input_span,
+        init=fields.get("init"),
+        train=train,
+        train_span=train_span,
+        blocks=fields["blocks"],
+        body=fields["body"],
+    )
+
+
+def _header_span(value) -> Span:
+    return value.span if isinstance(value, ast.Name) else value[1]

@@ -1,0 +1,71 @@
+"""Golden error tests: every tests/errors/*.cnn is a bad spec, its .err what `specc check` prints.
+
+The first comment lines of a spec say what it shows; two may steer the run:
+`# check: --strict` passes flags, `# exit: 0` expects a clean exit (warnings only).
+Regenerate the goldens after changing a message, then read every diff:
+
+    SPECC_REGOLD=1 pytest tests/test_errors.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from specc.cli import main
+from specc.errors import EXIT_BAD_SPEC
+
+ERRORS = Path(__file__).parent / "errors"
+CASES = sorted(ERRORS.glob("*.cnn"))
+REGOLD = os.environ.get("SPECC_REGOLD") == "1"
+
+
+def directive(spec: Path, name: str) -> str | None:
+    match = re.search(rf"^# {name}: (.*)$", spec.read_text(encoding="utf-8"), re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+def run_check(spec: Path, monkeypatch) -> tuple[int, str, str]:
+    monkeypatch.chdir(spec.parent)  # the messages name the file as the user typed it
+    flags = (directive(spec, "check") or "").split()
+    result = CliRunner().invoke(main, ["check", *flags, spec.name])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a bug, not a user mistake: show its traceback
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[c.stem for c in CASES])
+def test_golden_error(spec: Path, monkeypatch):
+    code, _, stderr = run_check(spec, monkeypatch)
+    golden = spec.with_suffix(".err")
+    if REGOLD:
+        golden.write_text(stderr, encoding="utf-8")
+    assert "Traceback" not in stderr
+    assert code == int(directive(spec, "exit") or EXIT_BAD_SPEC)
+    assert stderr == golden.read_text(encoding="utf-8")
+
+
+def test_every_golden_has_a_spec():
+    orphans = [e.name for e in ERRORS.glob("*.err") if not e.with_suffix(".cnn").exists()]
+    assert not orphans
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[c.stem for c in CASES])
+def test_error_points_into_the_file(spec: Path, monkeypatch):
+    """Every `file:line:col:` names a real line, with the caret inside (or just after) its text."""
+    _, _, stderr = run_check(spec, monkeypatch)
+    lines = spec.read_text(encoding="utf-8").splitlines()
+    for line, col in re.findall(rf"^{re.escape(spec.name)}:(\d+):(\d+): ", stderr, re.MULTILINE):
+        assert 1 <= int(line) <= len(lines)
+        assert 1 <= int(col) <= len(lines[int(line) - 1]) + 1
+
+
+def test_exit_code_one_for_a_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "nowhere.cnn"])
+    assert result.exit_code == EXIT_BAD_SPEC
+    assert "no such spec file: nowhere.cnn" in result.stderr
