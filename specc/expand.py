@@ -214,7 +214,7 @@ class Expander:
         if shape is None:
             self.error("the spec has no `input` line", None, "add e.g. `input 3x32x32` (channels x height x width) before the layers")
             return (1, 1, 1)
-        if len(shape) > 4 or 0 in shape:
+        if len(shape) > 4 or 0 in shape or max(shape) > MAX_INT:
             self.error(
                 f"input {'x'.join(map(str, shape))} is not a shape specc can take",
                 span,
@@ -574,7 +574,7 @@ class Expander:
             return self._bad(f"{what} {fld.name} must be {expected}, got '{v}'", value, use, f"{fld.name}: {fld.help}")
         if fld.type in ("int", "pad") and not isinstance(v, int):
             return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
-        if not math.isfinite(v) or abs(v) > MAX_INT:
+        if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:
             return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use)
         minimum = 0 if fld.type == "pad" else fld.minimum
         if minimum is not None and v < minimum:

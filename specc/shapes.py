@@ -9,8 +9,6 @@ asymmetric (an even filter with `same`), so it is passed as (low, high).
 
 from __future__ import annotations
 
-import math
-
 PAD_WORDS = ("same", "valid", "full")
 
 
@@ -30,7 +28,7 @@ def resolve_padding(p: int | str, size: int, f: int, s: int, dilation: int = 1) 
     if p == "full":
         return f_eff - 1, f_eff - 1
     if p == "same":
-        total = max((math.ceil(size / s) - 1) * s + f_eff - size, 0)
+        total = max((-(-size // s) - 1) * s + f_eff - size, 0)  # integer ceil: sizes may exceed a float's precision
         return total // 2, total - total // 2
     return int(p), int(p)
 
