@@ -10,4 +10,17 @@ from .check import Report, Row
 from .errors import SpeccError
 
 __version__ = "0.1.0"
-__all__ = ["Net", "Report", "Row", "SpeccError", "load", "loads", "__version__"]
+__all__ = ["Net", "Predictor", "Report", "Row", "SpeccError", "export", "load", "loads", "__version__"]
+
+
+def __getattr__(name: str):
+    # Looked up on first use, so that `import specc` loads neither torch nor onnxruntime.
+    if name == "export":
+        from .backends.onnx import export
+
+        return export
+    if name == "Predictor":
+        from .runners.predict import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'specc' has no attribute {name!r}")

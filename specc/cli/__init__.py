@@ -14,7 +14,8 @@ import sys
 import click
 
 from ..errors import EXIT_FAILURE, SpeccError
-from . import spec
+from . import ship, spec
+from . import train as train_cli
 
 
 class _Cli(click.Group):
@@ -39,3 +40,8 @@ def main():
 
 main.add_command(spec.check)
 main.add_command(spec.compile_)
+main.add_command(ship.export)
+main.add_command(ship.predict)
+main.add_command(ship.bench)
+main.add_command(train_cli.train)
+main.add_command(train_cli.evaluate)

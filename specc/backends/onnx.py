@@ -1,0 +1,285 @@
+"""A checked network, with trained or random weights, to one verified ONNX file.
+
+The file is written by `torch.onnx.export` (the torch.export-based exporter),
+with the weights inside and a dynamic batch axis. Its nodes are renamed after
+the spec's layers (`layer1.0.conv1/Conv`), and its metadata carries what
+`specc predict` needs to use it without the spec or torch: the spec text, the
+class names, the input shape and normalisation, and whether the output is
+already a probability distribution. Before the file takes its final name it
+must pass `onnx.checker` and agree with the torch module, run by onnxruntime
+on fresh random inputs of two batch sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..api import Net, load
+from ..errors import EXIT_FAILURE, InputFileError, SpeccError, UsageError
+from ..ir import Layer, Node
+
+# The exporter's own operator implementations are written for opset 18; any
+# other opset goes through ONNX's version converter. onnxruntime runs 18 since 1.14.
+DEFAULT_OPSET = 18
+TOLERANCE = 1e-4  # largest |onnxruntime - torch| an export may show
+CHECK_BATCHES = (1, 5)  # batch 1 proves the batch axis did not get fixed at the example's size
+_EXAMPLE_BATCH = 2  # the exporter turns a batch of 1 into a constant
+
+
+@dataclass
+class Exported:
+    """What `export` wrote and how well it agrees with torch."""
+
+    path: Path
+    opset: int
+    nodes: int
+    size_bytes: int
+    weights: Path | None  # None: random initial weights
+    max_abs_diff: dict[int, float]  # batch size -> largest |onnxruntime - torch|
+    metadata: dict[str, str]
+
+
+def export(spec: str | Path | Net, output: str | Path, weights: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Exported:
+    """Write `spec` (a .cnn path or a loaded Net) as one ONNX file at `output`, checked against torch."""
+    import torch
+
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise UsageError(f"cannot write {output}: there is no folder {output.parent}")
+    net = spec if isinstance(spec, Net) else load(spec)
+    report = net.check()
+    model = net.to_torch().eval()
+    trained = _load_weights(model, Path(weights), net) if weights is not None else {}
+    metadata = _metadata(net, report.output_shape, weights, trained)
+    tmp = output.with_name(f"{output.name}.tmp-{os.getpid()}")
+    try:
+        proto = _to_onnx(model, net, opset, metadata)
+        _save(proto, tmp)
+        with torch.no_grad():
+            diffs = {batch: _max_abs_diff(model, tmp, (batch, *net.input_shape)) for batch in CHECK_BATCHES}
+        worst = max(diffs.values())
+        if not worst <= TOLERANCE:  # written so that NaN fails too
+            raise SpeccError(
+                f"onnxruntime and torch disagree by up to {worst:.3g} (tolerance {TOLERANCE:g}); {output} was not written",
+                hint="an operator is exported differently from how torch runs it; try another --opset, and report it",
+                exit_code=EXIT_FAILURE,
+            )
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    size = output.stat().st_size
+    return Exported(output, opset, len(proto.graph.node), size, Path(weights) if weights else None, diffs, metadata)
+
+
+# --- weights and metadata ----------------------------------------------------
+
+
+def _load_weights(model, path: Path, net: Net) -> dict[str, str]:
+    """Load `path` into `model`, or say which tensors do not fit; return the file's metadata."""
+    from ..runners.checkpoint import load as load_checkpoint
+
+    tensors, meta = load_checkpoint(path)
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in tensors]
+    unexpected = [name for name in tensors if name not in expected]
+    wrong = [
+        f"{name} is {_dims(tensors[name].shape)} in the file but {_dims(t.shape)} in the spec"
+        for name, t in expected.items()
+        if name in tensors and tensors[name].shape != t.shape
+    ]
+    problems = [f"missing: {_few(missing)}"] if missing else []
+    problems += [f"not in the spec: {_few(unexpected)}"] if unexpected else []
+    problems += [f"wrong shape: {_few(wrong)}"] if wrong else []
+    if problems:
+        trained_for = meta.get("specc.network")
+        hint = f"these weights were trained for network {trained_for!r}" if trained_for and trained_for != net.name else None
+        raise InputFileError(
+            f"{path} does not fit {net.source.path}: " + "; ".join(problems),
+            hint=hint or "export with the spec the weights were trained from",
+        )
+    model.load_state_dict(tensors)
+    return meta
+
+
+def _dims(shape) -> str:
+    return "×".join(str(d) for d in shape) or "a scalar"
+
+
+def _few(items: list[str], shown: int = 4) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[str, str]) -> dict[str, str]:
+    """The ONNX metadata: the trained file's values where it has them, neutral defaults where not."""
+    channels = net.input_shape[0]
+    classes = [str(i) for i in range(output_shape[0])] if output_shape and len(output_shape) == 1 else []
+    values = {
+        "classes": _trained(trained, "specc.classes", classes, weights),
+        "mean": _trained(trained, "specc.mean", [0.0] * channels, weights),
+        "std": _trained(trained, "specc.std", [1.0] * channels, weights),
+        "input_shape": _trained(trained, "specc.input_shape", list(net.input_shape), weights),
+    }
+    if values["input_shape"] != list(net.input_shape):
+        raise InputFileError(
+            f"{weights} was trained on inputs of {_dims(values['input_shape'])}, but the spec takes {_dims(net.input_shape)}",
+            hint="export with the spec the weights were trained from",
+        )
+    for key in ("mean", "std"):
+        if len(values[key]) != channels:
+            raise InputFileError(f"{weights}: specc.{key} has {len(values[key])} values, but the input has {channels} channels")
+    if classes and len(values["classes"]) != len(classes):
+        raise InputFileError(f"{weights} names {len(values['classes'])} classes, but the network has {len(classes)} outputs")
+    meta = {f"specc.{key}": json.dumps(value) for key, value in values.items()}
+    meta |= {
+        "specc.version": __version__,
+        "specc.network": net.name,
+        "specc.spec": net.source.text,
+        "specc.output": "probabilities" if _ends_in_softmax(net.network.body) else "logits",
+        "specc.weights": Path(weights).name if weights else "random",
+    }
+    if "specc.epoch" in trained:
+        meta["specc.epoch"] = trained["specc.epoch"]
+    return meta
+
+
+def _trained(trained: dict[str, str], key: str, default, weights):
+    if key not in trained:
+        return default
+    try:
+        return json.loads(trained[key])
+    except ValueError:
+        raise InputFileError(f"{weights}: the metadata {key} is not JSON: {trained[key][:80]!r}") from None
+
+
+def _ends_in_softmax(nodes: list[Node]) -> bool:
+    """True if the last thing the network does is a softmax, so its outputs are probabilities already."""
+    if not nodes:
+        return False
+    last = nodes[-1]
+    if isinstance(last, Layer):
+        return last.kind.name == "softmax"
+    return last.kind in ("block", "repeat", "seq") and _ends_in_softmax(last.children)
+
+
+# --- the export itself ---------------------------------------------------------
+
+
+def _to_onnx(model, net: Net, opset: int, metadata: dict[str, str]):
+    """The ModelProto of `model`, nodes named after the spec's layers, metadata attached."""
+    import onnx
+    import torch
+
+    example = torch.randn(_EXAMPLE_BATCH, *net.input_shape)
+    output_name = "probabilities" if metadata["specc.output"] == "probabilities" else "logits"
+    # The exporter logs a warning per missing torchvision operator, torch.export a FutureWarning,
+    # and onnxscript a traceback when it cannot convert to the opset asked for (checked below).
+    try:
+        with _quiet_loggers("torch.onnx", "onnxscript"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                input_names=["input"],
+                output_names=[output_name],
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as err:  # the exporter raises many kinds; each means specc built something it cannot export
+        raise SpeccError(f"torch.onnx.export failed on {net.name}: {err}", exit_code=EXIT_FAILURE) from err
+    proto = program.model_proto
+    written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:
+        raise SpeccError(
+            f"torch.onnx.export cannot write {net.name} in opset {opset}; it wrote opset {written}",
+            hint=f"choose --opset {DEFAULT_OPSET} or later",
+            exit_code=EXIT_FAILURE,
+        )
+    _name_nodes(proto.graph, set(model.state_dict()))
+    onnx.helper.set_model_props(proto, metadata)
+    proto.doc_string = f"{net.name}, exported by specc {__version__} from {Path(net.source.path).name}"
+    return proto
+
+
+@contextmanager
+def _quiet_loggers(*names: str):
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _name_nodes(graph, parameters: set[str]) -> None:
+    """Rename nodes after the layer they compute: `layer1.0.conv1/Conv`.
+
+    The exporter names nodes `node_Conv_293`, but records the module each came
+    from in the metadata entry `namespace`. A node whose weights belong to
+    another layer (a conv with the following batchnorm folded in) is named
+    after both: `stem+bn/Conv`. Nodes outside any layer (residual adds) keep
+    the exporter's name.
+    """
+    taken: set[str] = {node.name for node in graph.node}
+    for node in graph.node:
+        layer = _layer_of(node, parameters)
+        if layer is None:
+            continue
+        name, n = f"{layer}/{node.op_type}", 1
+        while name in taken:
+            n += 1
+            name = f"{layer}/{node.op_type}_{n}"
+        taken.add(name)
+        node.name = name
+
+
+def _layer_of(node, parameters: set[str]) -> str | None:
+    owner = next((name.rsplit(".", 1)[0] for name in node.input if name in parameters), None)
+    scope = _module_of(node)
+    if owner is None or scope is None or owner == scope:
+        return owner or scope
+    return f"{owner}+{scope}"
+
+
+def _module_of(node) -> str | None:
+    """The innermost module in the node's `namespace`: 'root: Class/layer1.0.bn1: BatchNorm2d/op: aten.op'."""
+    namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+    modules = [part.split(": ", 1)[0] for part in namespace.split("/")[1:-1]]
+    return next((name for name in reversed(modules) if name), None)
+
+
+def _save(proto, path: Path) -> None:
+    import onnx
+
+    onnx.save_model(proto, path)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise SpeccError(f"the exported model fails onnx.checker: {err}", exit_code=EXIT_FAILURE) from None
+
+
+def _max_abs_diff(model, path: Path, shape: tuple[int, ...]) -> float:
+    """Largest |onnxruntime - torch| on one fresh random batch."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    x = torch.randn(*shape)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    want = model(x).numpy()
+    if got.shape != want.shape:
+        raise SpeccError(f"onnxruntime gives shape {got.shape} at batch {shape[0]}, torch {want.shape}", exit_code=EXIT_FAILURE)
+    return float(np.max(np.abs(got - want)))

@@ -1,0 +1,72 @@
+"""specc bench: per-layer figures for every layer, whole-network figures for both engines, drawn as tables.
+
+Times are never compared with a number: machines here are shared and noisy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+import specc
+from specc.cli import main
+from specc.runners import bench
+
+from .test_export import TINY
+
+RESIDUAL = """network residual_small
+input 3x16x16
+conv K=8 F=3 P=1
+relu
+down: residual shortcut=auto {
+    conv K=16 F=3 S=2 P=1 bias=false
+    batchnorm
+    relu
+}
+pool avg global
+flatten
+fc 4
+"""
+
+
+@pytest.fixture(autouse=True)
+def short_timings(monkeypatch):
+    monkeypatch.setattr(bench, "MIN_SECONDS", 0.02)
+
+
+def test_measure_times_every_layer_both_ways_and_both_engines():
+    net = specc.loads(RESIDUAL, "residual_small.cnn")
+    figures = bench.measure(net, batch=4, iters=2)
+
+    leaves = [name for name, m in net.to_torch().named_modules() if not any(m.children())]
+    assert [row.name for row in figures.layers] == leaves
+    assert all(row.forward_ms > 0 and row.backward_ms > 0 for row in figures.layers)
+    assert {row.kind for row in figures.layers} >= {"conv", "batchnorm", "relu", "pool", "fc"}
+    assert figures.forward_ms >= sum(row.forward_ms for row in figures.layers) * 0.99
+    for speed, batch in ((figures.latency, 1), (figures.throughput, 4)):
+        assert speed.batch == batch and speed.torch_ms > 0 and speed.onnxruntime_ms > 0
+        assert speed.speedup == pytest.approx(speed.torch_ms / speed.onnxruntime_ms)
+
+    console = Console(record=True, width=200)
+    for table in bench.tables(figures):
+        console.print(table)
+    text = console.export_text()
+    assert "down.shortcut1.0" in text and "backward ms" in text and "onnxruntime speed-up" in text
+
+
+def test_bench_prints_its_tables(tmp_path: Path):
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    result = CliRunner().invoke(main, ["bench", str(spec), "--iters", "1", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    for expected in ("features.0", "head", "total", "latency, batch 1", "throughput, batch 2", "torch eager", "onnxruntime"):
+        assert expected in result.stdout
+
+
+def test_busy_machine_is_flagged():
+    figures = bench.Bench("n", 2, 1, 2, [], 1.0, 1.0, bench.Speed(1, 2.0, 1.0), bench.Speed(2, 2.0, 1.0), load=3.5, cores=2)
+    assert figures.busy
+    assert "not reliable" in str(bench.tables(figures)[-1])

@@ -1,0 +1,201 @@
+"""ONNX export: every spec in specs/ exports, passes onnx.checker and agrees with torch; weights and metadata round-trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import specc
+from specc.backends import onnx as onnx_backend
+from specc.cli import main
+from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, SpeccError
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+HEAVY_MACS = 100_000_000  # the resnets: each export takes seconds, and their checks more
+
+TINY = """network tiny
+input 1x12x12
+features: seq {
+    conv K=4 F=3
+    batchnorm
+    relu
+}
+pool max F=2
+flatten
+head: fc 3
+softmax
+"""
+
+
+def spec_param(path: Path):
+    heavy = specc.load(path).check().total_macs > HEAVY_MACS
+    return pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if heavy else [])
+
+
+def trained_weights(net, path: Path, **metadata) -> torch.nn.Module:
+    """A model of `net` with every parameter and batchnorm statistic random, saved as `specc train` saves it."""
+    torch.manual_seed(0)
+    model = net.to_torch()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                # Positive running variances; everything else around its usual scale, so batchnorm folding is tested.
+                tensor.copy_(torch.rand_like(tensor) + 0.5 if name.endswith("running_var") else torch.randn_like(tensor) * 0.1)
+    channels = net.input_shape[0]
+    meta = {
+        "specc.network": net.name,
+        "specc.classes": json.dumps([f"class {i}" for i in range(net.check().output_shape[0])]),
+        "specc.mean": json.dumps([0.25] * channels),
+        "specc.std": json.dumps([0.5] * channels),
+        "specc.input_shape": json.dumps(list(net.input_shape)),
+        "specc.epoch": "7",
+    } | metadata
+    save_file({name: t.contiguous() for name, t in model.state_dict().items()}, path, meta)
+    return model.eval()
+
+
+def run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(path).metadata_props}
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a bug in specc, not a user mistake
+    return result
+
+
+# --- every spec -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [spec_param(p) for p in SPECS])
+def test_every_spec_exports_matches_torch_and_keeps_its_names(path: Path, tmp_path: Path):
+    net = specc.load(path)
+    model = trained_weights(net, tmp_path / "w.safetensors")
+    result = specc.export(net, tmp_path / "net.onnx", weights=tmp_path / "w.safetensors")
+
+    assert set(result.max_abs_diff) == {1, 5} and max(result.max_abs_diff.values()) <= 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx", "w.safetensors"]  # weights inside, nothing beside
+    proto = onnx.load(result.path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+    with torch.no_grad():
+        for batch in (1, 5):  # checked here too, independently of export's own check
+            x = torch.randn(batch, *net.input_shape)
+            np.testing.assert_allclose(run_onnx(result.path, x), model(x).numpy(), rtol=0, atol=1e-4)
+
+    meta = metadata(result.path)
+    assert meta["specc.spec"] == path.read_text()
+    assert json.loads(meta["specc.input_shape"]) == list(net.input_shape)
+    assert json.loads(meta["specc.classes"])[-1] == f"class {net.check().output_shape[0] - 1}"
+    assert json.loads(meta["specc.mean"]) == [0.25] * net.input_shape[0]
+    assert json.loads(meta["specc.std"]) == [0.5] * net.input_shape[0]
+    assert meta["specc.epoch"] == "7" and meta["specc.version"] == specc.__version__
+    assert meta["specc.weights"] == "w.safetensors"
+
+    named = {part for node in proto.graph.node for part in node.name.split("/")[0].split("+")}
+    weighted = [layer.name for layer in net.network.layers() if layer.kind.name in ("conv", "fc")]
+    assert weighted and set(weighted) <= named  # every conv and fc shows as a node named after it
+
+
+# --- one small network, every way ------------------------------------------------
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    return spec
+
+
+def test_without_weights_says_so_and_uses_neutral_metadata(tiny: Path, tmp_path: Path):
+    result = cli("export", str(tiny), "-o", str(tmp_path / "tiny.onnx"))
+    assert result.exit_code == 0, result.stderr
+    assert "random initial weights" in result.stderr
+    assert "largest |difference|" in result.stdout
+    meta = metadata(tmp_path / "tiny.onnx")
+    assert json.loads(meta["specc.classes"]) == ["0", "1", "2"]
+    assert json.loads(meta["specc.mean"]) == [0.0] and json.loads(meta["specc.std"]) == [1.0]
+    assert meta["specc.weights"] == "random" and meta["specc.network"] == "tiny"
+
+
+def test_a_spec_ending_in_softmax_says_its_output_is_probabilities(tiny: Path, tmp_path: Path):
+    lenet = specc.export(ROOT / "specs" / "lenet5.cnn", tmp_path / "lenet.onnx")
+    probabilities = specc.export(tiny, tmp_path / "tiny.onnx")
+    assert lenet.metadata["specc.output"] == "logits"
+    assert probabilities.metadata["specc.output"] == "probabilities"
+    assert [o.name for o in onnx.load(probabilities.path).graph.output] == ["probabilities"]
+
+
+def test_batchnorm_folded_into_a_conv_is_named_after_both(tiny: Path, tmp_path: Path):
+    proto = onnx.load(specc.export(tiny, tmp_path / "tiny.onnx").path)
+    names = [node.name for node in proto.graph.node]
+    assert "features.0+features.1/Conv" in names
+    assert "head/Gemm" in names
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p, net: None, "no such checkpoint file"),
+        (lambda p, net: p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"), "not a complete safetensors file"),
+        (lambda p, net: save_file({"head.weight": torch.zeros(3, 5)}, p), "head.weight is 3×5 in the file but 3×100"),
+        (lambda p, net: save_file({"other.weight": torch.zeros(1)}, p), "not in the spec: other.weight"),
+    ],
+    ids=["missing", "corrupt", "wrong-shape", "foreign"],
+)
+def test_bad_weights_are_named_with_exit_2(tiny: Path, tmp_path: Path, make, message: str):
+    weights = tmp_path / "w.safetensors"
+    make(weights, specc.load(tiny))
+    result = cli("export", str(tiny), "--weights", str(weights), "-o", str(tmp_path / "tiny.onnx"))
+    assert result.exit_code == EXIT_BAD_SPEC
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "tiny.onnx").exists()
+
+
+def test_weights_metadata_that_does_not_fit_the_spec_is_refused(tiny: Path, tmp_path: Path):
+    trained_weights(specc.load(tiny), tmp_path / "w.safetensors", **{"specc.classes": json.dumps(["a", "b"])})
+    result = cli("export", str(tiny), "--weights", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "tiny.onnx"))
+    assert result.exit_code == EXIT_BAD_SPEC
+    assert "names 2 classes, but the network has 3 outputs" in result.stderr
+
+
+def test_disagreement_with_torch_fails_and_writes_nothing(tiny: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(onnx_backend, "TOLERANCE", -1.0)
+    with pytest.raises(SpeccError, match="onnxruntime and torch disagree") as caught:
+        specc.export(tiny, tmp_path / "tiny.onnx")
+    assert caught.value.exit_code == EXIT_FAILURE
+    assert list(tmp_path.iterdir()) == [tiny]
+
+
+def test_an_opset_the_exporter_cannot_write_is_a_clear_error(tiny: Path, tmp_path: Path):
+    result = cli("export", str(tiny), "--opset", "9", "-o", str(tmp_path / "tiny.onnx"))
+    assert result.exit_code == EXIT_FAILURE
+    assert "cannot write tiny in opset 9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_another_opset_is_written_as_asked(tiny: Path, tmp_path: Path):
+    proto = onnx.load(specc.export(tiny, tmp_path / "tiny.onnx", opset=20).path)
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [20]
+
+
+def test_import_specc_loads_neither_torch_nor_onnxruntime():
+    code = "import sys, specc; assert callable(specc.__getattr__); print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
