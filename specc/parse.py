@@ -162,7 +162,7 @@ def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
     token = err.token
     span = Span(err.line, err.column, err.line, err.column + (len(token.value) if token.type != "_NL" else 1))
     if "RPAR" in err.expected and token.type != "RPAR":
-        unclosed = _unclosed(text.splitlines()[err.line - 1][: err.column - 1], "(", ")", line=err.line)
+        unclosed = _unclosed(text.splitlines()[err.line - 1], "(", ")", line=err.line)
         if unclosed:
             return unclosed
     known = _catalogue().get(_key(err))

@@ -1,0 +1,235 @@
+"""The .cnn language: what parses, what it means, and what every layer is named. No torch."""
+
+from __future__ import annotations
+
+import pytest
+
+import specc
+from specc import ast
+from specc.errors import SpeccError
+from specc.expand import did_you_mean
+from specc.parse import _CATALOGUE, VALUE_MISSING, _parser, parse
+
+HEAD = "network t\ninput 3x8x8\n"
+
+
+def layers(body: str, head: str = HEAD) -> list[tuple[str, tuple[int, ...] | None]]:
+    """(name, output shape) of every layer of a spec with the given body."""
+    return [(row.name, row.output_shape) for row in specc.loads(head + body).check().layers]
+
+
+def names(body: str, head: str = HEAD) -> list[str]:
+    return [name for name, _ in layers(body, head)]
+
+
+def error(text: str) -> str:
+    with pytest.raises(SpeccError) as info:
+        specc.loads(text, "t.cnn").check()
+    return info.value.render()
+
+
+# ---- the syntax tree ---------------------------------------------------------------
+
+
+def test_the_parser_keeps_every_span():
+    spec = parse("network demo\ninput 3x32x32\nstem: conv K=16 F=5 x2\n")
+    st = spec.body[0]
+    assert (spec.network.text, spec.input_shape) == ("demo", (3, 32, 32))
+    assert (st.label.text, st.name.text, st.repeat) == ("stem", "conv", 2)
+    assert (st.name.span.line, st.name.span.column, st.name.span.end_column) == (3, 7, 11)
+    key, value = st.items[0].key, st.items[0].value
+    assert (key.text, key.span.column, value.value, value.span.column) == ("K", 12, 16, 14)
+    assert st.repeat_span.column == 21
+
+
+def test_arithmetic_keeps_its_tree_and_spans():
+    value = parse("input 3x8x8\nconv K=-(2+2)*3 F=1\n").body[0].items[0].value
+    assert isinstance(value, ast.BinOp) and value.op == "*"
+    assert isinstance(value.left, ast.Neg)
+    assert (value.span.column, value.span.end_column) == (8, 16)
+
+
+def test_block_definitions_and_calls():
+    spec = parse("input 3x8x8\nblock b(K, S=1) {\n  conv K=K F=3 S=S\n}\nb(16, S=2) x3\n")
+    block = spec.blocks[0]
+    assert [p.name.text for p in block.params] == ["K", "S"]
+    assert block.params[1].default.value == 1
+    call = spec.body[0]
+    assert call.name.text == "b" and call.repeat == 3
+    assert [(a.key.text if a.key else None) for a in call.call_args] == [None, "S"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "network t\r\ninput 3x8x8\r\nrelu\r\n",  # Windows line endings
+        "network t\ninput 3x8x8\nrelu",  # no newline at the end
+        "\n\n# comments first\n\nnetwork t   # a trailing comment\ninput 3x8x8\n\n\nrelu\n\n",
+        "network t\ninput 3x8x8\nconv K=4 \\\n     F=1\n",  # a backslash continues the line
+        "network t\ninput 3x8x8\n\tconv\tK=4\tF=1\n",
+    ],
+)
+def test_layout_is_free(text):
+    assert specc.loads(text).check().total_params in (0, 16)
+
+
+def test_every_catalogue_example_fails_as_catalogued():
+    """Each known-bad example is a syntax error, and its parser state gives back its own message."""
+    for message, _hint, examples in _CATALOGUE:
+        for example in examples:
+            with pytest.raises(SpeccError) as info:
+                parse(example)
+            got = info.value.diagnostics[0].message
+            assert got == message or (message == VALUE_MISSING and got.startswith("a value is missing after '")), example
+
+
+def test_the_grammar_is_loaded_once():
+    assert _parser() is _parser()
+
+
+# ---- what the values mean ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "shape"),
+    [
+        ("conv 4 F=3", (4, 6, 6)),  # K is positional
+        ("conv K=4 F=3 P=same", (4, 8, 8)),
+        ("conv K=4 F=3 P=valid", (4, 6, 6)),
+        ("conv K=4 F=3 P=full", (4, 10, 10)),
+        ("conv K=4 F=2 P=same", (4, 8, 8)),  # an even filter pads one more after than before
+        ("conv K=4 F=3 S=2 P=same", (4, 4, 4)),
+        ("conv K=4 F=3 dilation=2", (4, 4, 4)),
+        ("conv K=6 F=1 groups=3", (6, 8, 8)),
+        ("pool max F=2", (3, 4, 4)),  # S defaults to F for pooling
+        ("pool avg F=3 S=1 P=1", (3, 8, 8)),
+        ("pool global", (3, 1, 1)),
+        ("pool avg global", (3, 1, 1)),
+        ("conv K=8 F=1\nmaxout 4", (2, 8, 8)),
+        ("flatten", (192,)),
+        ("flatten\nfc 10 bias=false", (10,)),
+        ("dropout 0.25", (3, 8, 8)),
+        ("leakyrelu 0.2", (3, 8, 8)),
+        ("elu alpha=0.5", (3, 8, 8)),
+        ("conv K=2*(3+1)/2 F=3-2", (4, 8, 8)),  # arithmetic: exact division stays whole
+    ],
+)
+def test_layer_arguments(body, shape):
+    assert layers(body)[-1][1] == shape
+
+
+def test_block_parameters_and_defaults():
+    spec = "block b(K, S=K/2) {\n  conv K=2*K F=3 S=S P=1\n}\nb(4)\nb(K=4, S=1)\n"
+    assert layers(spec) == [("b1.conv1", (8, 4, 4)), ("b2.conv1", (8, 4, 4))]
+
+
+def test_words_and_strings_and_train_settings():
+    net = specc.loads(HEAD + 'train {\n  epochs=3 lr=1e-3\n  optimizer=adam data="fashion mnist"\n}\nrelu\n')
+    assert net.network.train == {"epochs": 3, "lr": 0.001, "optimizer": "adam", "data": "fashion mnist"}
+
+
+def test_init_and_default_name():
+    assert specc.loads("input 1x4x4\ninit xavier\nrelu\n", "nets/tiny_net.cnn").network.init == "xavier"
+    assert specc.loads("input 1x4x4\nrelu\n", "nets/tiny_net.cnn").name == "tiny_net"
+
+
+def test_input_rank_chooses_the_convolution():
+    assert layers("conv K=2 F=3", "input 4x100\n") == [("conv1", (2, 98))]
+    assert layers("conv K=2 F=3", "input 1x8x8x8\n") == [("conv1", (2, 6, 6, 6))]
+    assert layers("flatten\nfc 3", "input 784\n")[-1] == ("fc1", (3,))
+
+
+# ---- naming rules (see the docstring of specc/expand.py) -------------------------------
+
+
+def test_unnamed_layers_count_per_kind():
+    assert names("conv K=4 F=1\nbatchnorm\nrelu\nconv K=4 F=1\nbatchnorm\nrelu") == ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2"]
+
+
+def test_a_label_names_a_layer_and_counters_skip_it():
+    assert names("stem: conv K=4 F=1\nconv K=4 F=1\nrelu") == ["stem", "conv1", "relu1"]
+    assert names("conv2: conv K=4 F=1\nconv K=4 F=1\nconv K=4 F=1") == ["conv2", "conv1", "conv3"]
+
+
+def test_a_block_call_opens_a_namespace():
+    spec = "block b() {\n  relu\n}\nb()\nb()\nnamed: b()\n"
+    assert names(spec) == ["b1.relu1", "b2.relu1", "named.relu1"]
+
+
+def test_a_repeat_numbers_its_members_like_sequential():
+    spec = "block b() {\n  relu\n}\nb() x2\nlayer: b() x2\nrelu x2\n"
+    assert names(spec) == ["b1.0.relu1", "b1.1.relu1", "layer.0.relu1", "layer.1.relu1", "relu1.0", "relu1.1"]
+
+
+def test_a_named_seq_numbers_its_members_and_a_repeat_inside_continues():
+    assert names("x: seq {\n  relu\n  relu x2\n}\n") == ["x.0", "x.1", "x.2"]
+
+
+def test_unnamed_groups_open_no_namespace():
+    spec = "relu\nresidual {\n  relu\n}\nconcat {\n  relu\n  relu\n}\nseq {\n  relu\n}\n"
+    assert names(spec) == ["relu1", "relu2", "relu3", "relu4", "relu5"]
+
+
+def test_a_projection_shortcut_is_named_beside_the_body():
+    spec = "residual shortcut=project {\n  conv K=6 F=3 S=2 P=1\n}\n"
+    assert names(spec) == ["conv1", "shortcut1.0", "shortcut1.1"]
+
+
+def test_resnet_names_read_like_torchvision():
+    rows = specc.load("specs/resnet18.cnn").check().layers
+    got = {row.name for row in rows}
+    assert {"stem", "bn", "layer1.0.conv1", "layer2.0.shortcut1.0", "layer4.1.bn2", "fc1"} <= got
+
+
+# ---- flags and groups -------------------------------------------------------------------
+
+
+def test_freeze_marks_layers_and_everything_in_a_frozen_group():
+    spec = "conv K=4 F=1 freeze\nblk: seq freeze {\n  conv K=4 F=1\n  batchnorm\n}\nconv K=4 F=1\n"
+    report = specc.loads(HEAD + spec).check()
+    assert [row.frozen for row in report.layers] == [True, True, True, False]
+    assert (report.frozen_params, report.trainable_params) == (16 + 20 + 8, 20)
+
+
+def test_concat_joins_channels_and_residual_adds():
+    spec = "concat {\n  conv K=2 F=1\n  seq {\n    conv K=5 F=3 P=1\n    relu\n  }\n}\nresidual {\n  relu\n}\n"
+    assert layers(spec)[-1] == ("relu2", (7, 8, 8))
+    report = specc.loads(HEAD + spec).check()
+    assert report.output_shape == (7, 8, 8)
+
+
+@pytest.mark.parametrize("shortcut", ["project", "auto"])
+def test_a_projection_is_a_1x1_conv_and_batchnorm(shortcut):
+    report = specc.loads("input 1x8x8\n" + f"residual shortcut={shortcut} {{\n  conv K=4 F=1 bias=false\n}}\n").check()
+    # the body conv (1->4, 4 weights), then the projection: a 1x1 conv (1->4) and batchnorm (2x4)
+    assert [row.params for row in report.layers] == [4, 4, 8]
+    assert report.output_shape == (4, 8, 8)
+
+
+def test_auto_keeps_identity_where_shapes_agree():
+    report = specc.loads(HEAD + "residual shortcut=auto {\n  conv K=3 F=3 P=1\n}\n").check()
+    assert [row.name for row in report.layers] == ["conv1"]
+
+
+# ---- did you mean ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "candidates", "hint"),
+    [
+        ("cnov", ["conv", "pool"], "did you mean 'conv'?"),
+        ("Conv", ["conv", "pool"], "did you mean 'conv'?"),
+        ("linear", ["conv", "fc"], "specc calls it 'fc'"),
+        ("stride", ["K", "F", "S"], "specc calls it 'S'"),
+        ("glorot", ["default", "kaiming", "xavier"], "specc calls it 'xavier'"),
+        ("zzz", ["conv"], None),
+    ],
+)
+def test_did_you_mean(word, candidates, hint):
+    assert did_you_mean(word, candidates) == hint
+
+
+def test_syntax_errors_stop_before_meaning():
+    text = error("network t\ninput 3x8x8\nconv K= F=3\nrelu x2 K=3\n")
+    assert "t.cnn:3:6: error: a value is missing after 'K='" in text
+    assert "t.cnn:4:9: error: a repeat count goes last on the line" in text
