@@ -87,8 +87,9 @@ class Source:
     path: str = "<string>"
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        """Line `line`, counted as the parser counts: only '\\n' ends a line (not '\\r' or '\\f' alone)."""
+        lines = self.text.split("\n")
+        return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
 
 
 def render(diag: Diagnostic, source: Source | None) -> str:
@@ -116,7 +117,9 @@ def _excerpt(source: Source, span: Span) -> list[str]:
     gutter = f"{span.line:>4} | "
     end = span.end_column if span.end_line == span.line else len(text) + 1
     width = max(1, end - span.column)
-    caret = " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" + "~" * (width - 1)
+    # Tabs stay tabs under the source, so the caret lines up whatever the terminal's tab width.
+    pad = "".join("\t" if c == "\t" else " " for c in text[: span.column - 1])
+    caret = " " * (len(gutter) - 2) + "| " + pad + "^" + "~" * (width - 1)
     return [gutter + text, caret]
 
 

@@ -524,7 +524,7 @@ class Expander:
             return False
         if following and following[0].key is None:
             after = following[0]
-            example = self.source.text.splitlines()[after.span.line - 1][after.span.column - 1 : after.span.end_column - 1]
+            example = self.source.line_text(after.span.line)[after.span.column - 1 : after.span.end_column - 1]
             span = value.span.until(after.span) if after.span.line == value.span.line else value.span
             self.error(f"'{value.value}' needs a '=' before its value", span, f"write {value.value}={example}", ctx.calls)
         else:

@@ -55,16 +55,19 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     """Parse a whole file; raise SpeccError with every syntax error found."""
     source = Source(text, path)
     diagnostics: list[Diagnostic] = []
-    work = text if text.endswith("\n") else text + "\n"
+    work: str | None = text if text.endswith("\n") else text + "\n"
     blanked: set[int] = set()
-    while True:
+    while work is not None and len(diagnostics) < MAX_SYNTAX_ERRORS:
         try:
             spec = _parser().parse(work)
             break
         except UnexpectedInput as err:
-            diagnostics.append(_diagnose(err, work))
+            diagnostic = _on_original(_diagnose(err, work), text, blanked)
+            if diagnostic is None:
+                break
+            diagnostics.append(diagnostic)
             line = _blankable_line(err, work)
-            if line is None or line in blanked or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+            if line is None or line in blanked:
                 break
             blanked.add(line)
             work = _blank_line(work, line, _token_type(err) == "RBRACE")
@@ -77,6 +80,21 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     if diagnostics:
         raise SpeccError(diagnostics=diagnostics, source=source)
     return spec
+
+
+def _on_original(diagnostic: Diagnostic, text: str, blanked: set[int]) -> Diagnostic | None:
+    """A diagnostic found after blanking lines, pointed back into the user's text.
+
+    A blanked line that opened a group reads `seq {`: an unclosed brace there is the user's
+    last '{' on that line. Anything else on a blanked line is an echo of its first error.
+    """
+    span = diagnostic.span
+    if span is None or span.line not in blanked:
+        return diagnostic
+    if not diagnostic.message.startswith("this '{'"):
+        return None
+    column = Source(text).line_text(span.line).split("#", 1)[0].rfind("{") + 1
+    return Diagnostic(diagnostic.message, Span(span.line, column, span.line, column + 1), diagnostic.hint)
 
 
 # ---- syntax error messages ----------------------------------------------------
@@ -162,12 +180,13 @@ def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
     token = err.token
     span = Span(err.line, err.column, err.line, err.column + (len(token.value) if token.type != "_NL" else 1))
     if "RPAR" in err.expected and token.type != "RPAR":
-        unclosed = _unclosed(text.splitlines()[err.line - 1], "(", ")", line=err.line)
+        unclosed = _unclosed(Source(text).line_text(err.line), "(", ")", line=err.line)
         if unclosed:
             return unclosed
     known = _catalogue().get(_key(err))
     if token.type == "EQUAL" or (known and known[0] == VALUE_MISSING):
-        missing = _value_missing(text.splitlines()[err.line - 1][: err.column - 1], err.line, after_next_word=token.type == "EQUAL")
+        before = Source(text).line_text(err.line)[: err.column - 1]
+        missing = _value_missing(before, err.line, after_next_word=token.type == "EQUAL")
         if missing:
             return missing
     if known:
@@ -262,7 +281,7 @@ def _expected(terminals) -> str:
 def _unclosed(text: str, opener: str, closer: str, line: int | None = None) -> Diagnostic | None:
     """The last `opener` that no `closer` matches, ignoring comments; in one line where `line` is given."""
     opened: list[tuple[int, int]] = []
-    for lineno, row in enumerate(text.splitlines(), 1):
+    for lineno, row in enumerate(text.split("\n"), 1):
         for col, char in enumerate(row.split("#", 1)[0], 1):
             if char == opener:
                 opened.append((line or lineno, col))
@@ -276,7 +295,7 @@ def _unclosed(text: str, opener: str, closer: str, line: int | None = None) -> D
 
 
 def _eof_span(text: str) -> Span:
-    lines = text.rstrip("\n").splitlines() or [""]
+    lines = text.rstrip("\n").split("\n")
     return Span(len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
 
 
@@ -287,19 +306,18 @@ def _blankable_line(err: UnexpectedInput, text: str) -> int | None:
     return err.line
 
 
-def _blank_line(text: str, line: int, drop_closer: bool) -> str:
+def _blank_line(text: str, line: int, drop_closer: bool) -> str | None:
     """Blank one line but keep its brace balance, so the lines around it still parse as they did.
 
     A line that opens a group becomes `seq {`; one that closes a group keeps its `}`; a stray
-    `}` that caused the error is dropped.
+    `}` that caused the error is dropped. None where no one line can keep the balance.
     """
     lines = text.split("\n")
     code = lines[line - 1].split("#", 1)[0]
-    balance = code.count("{") - code.count("}")
-    if drop_closer:
-        balance += 1
-    keep = "seq {" if balance > 0 else "}" if balance < 0 else ""
-    lines[line - 1] = "\n".join([keep] * abs(balance)) if keep else ""
+    balance = code.count("{") - code.count("}") + (1 if drop_closer else 0)
+    if abs(balance) > 1:
+        return None
+    lines[line - 1] = {1: "seq {", -1: "}", 0: ""}[balance]
     return "\n".join(lines)
 
 

@@ -27,7 +27,33 @@ SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted((Path(__file__).p
 TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|\S")
 WORDS = ["conv", "pool", "fc", "relu", "residual", "concat", "seq", "block", "input", "network", "init", "train", "freeze", "x2", "x0"]
 WORDS += ["K", "F", "S", "P", "same", "valid", "full", "global", "max", "avg", "shortcut", "project", "auto", "bias", "false", "groups"]
-PIECES = ["{", "}", "(", ")", "=", ",", ":", "-", "*", "/", "+", "#", "\\", '"', "x", "\n", "\t", " ", "é", "×", ";", "\r", "\x00"]
+PIECES = [
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    ",",
+    ":",
+    "-",
+    "*",
+    "/",
+    "+",
+    "#",
+    "\\",
+    '"',
+    "x",
+    "\n",
+    "\t",
+    " ",
+    "é",
+    "×",
+    ";",
+    "\r",
+    "\x00",
+    "\x0c",
+    "\u2028",
+]
 NUMBERS = ["0", "-1", "1", "2", "3", "7", "1e9", "99999999999999999999", "2.5", "1e999", "0.0", "1" + "0" * 400]
 
 settings.register_profile("fuzz", max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -75,6 +101,11 @@ def check_text(text: str, strict: bool = False) -> None:
     except SpeccError as err:
         rendered = err.render()  # drawing the message must not crash either
         assert "error" in rendered
+        lines = text.split("\n")
+        for diag in err.diagnostics:  # and every caret lands in the text, or just after a line's end
+            for span in [diag.span, *(where for _, where in diag.notes)]:
+                if span is not None:
+                    assert 1 <= span.line <= len(lines) and 1 <= span.column <= len(lines[span.line - 1]) + 1, (diag, span)
         return
     json.dumps(views.to_json(report))  # nor drawing the figures
     Console(file=io.StringIO(), width=200).print(views.table(report), views.totals(report))
