@@ -32,7 +32,7 @@ GROUP_FIELDS = {
 MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
 # checker: no real network comes near them.
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 MAX_ERRORS = 50
 MAX_INT = 2**63 - 1  # torch sizes are int64
 
@@ -174,9 +174,14 @@ class Expander:
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         for block in spec.blocks:
-            if block.name.text in self.blocks or block.name.text in KINDS or block.name.text in GROUP_FIELDS:
-                self.error(f"a block named '{block.name.text}' already exists", block.name.span, "choose another name")
-            self.blocks[block.name.text] = block
+            name = block.name.text
+            if name in KINDS or name in GROUP_FIELDS:
+                self.error(f"a block cannot be called '{name}': that is a layer", block.name.span, "choose another name")
+            elif name in self.blocks:
+                first = [(f"the first '{name}' is defined here", self.blocks[name].name.span)]
+                self.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", first_notes=first)
+                continue
+            self.blocks[name] = block
 
     def error(self, message: str, span: Span | None, hint: str | None = None, calls=(), first_notes=()) -> None:
         """Record an error; `calls` become notes, innermost first, except one on the error's own line."""
@@ -304,8 +309,8 @@ class Expander:
         if st.repeat is None:
             node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self) if self._known(st) else "")
             return [node] if node is not None else []
-        if st.repeat < 1:
-            self.error("a repeat count must be at least 1", st.repeat_span)
+        if not 1 <= st.repeat <= MAX_NODES:
+            self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, None, ctx.calls)
             return []
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
             return [n for _ in range(st.repeat) if (n := self.single(st, items, ctx, ctx.scope.take(None, "", self)))]
@@ -547,6 +552,9 @@ class Expander:
         if value.word:
             for fld in fields:
                 if value.value in fld.choices or (fld.type == "bool" and fld.name == value.value):
+                    if fld.name in args:
+                        self.error(f"{what} {fld.name} is given twice", value.span, f"{fld.name}: {fld.help}", ctx.calls)
+                        return None
                     return fld
         for fld in fields:
             if fld.positional and fld.name not in args and not fld.choices and fld.type != "bool":
@@ -571,7 +579,10 @@ class Expander:
             return self._bad(f"{what} {fld.name} cannot be '{v}'", value, use, hint)
         if fld.type == "word" or value.word or isinstance(v, str):
             expected = {"int": "a whole number", "number": "a number"}.get(fld.type, fld.help)
-            return self._bad(f"{what} {fld.name} must be {expected}, got '{v}'", value, use, f"{fld.name}: {fld.help}")
+            hint = f"{fld.name}: {fld.help}"
+            if value.word and fld.type != "word":
+                hint += f"; '{v}' is not a parameter of " + (f"block '{use.ctx.blocks[-1]}'" if use.ctx.blocks else "any block here")
+            return self._bad(f"{what} {fld.name} must be {expected}, got '{v}'", value, use, hint)
         if fld.type in ("int", "pad") and not isinstance(v, int):
             return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
         if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:

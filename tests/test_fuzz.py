@@ -112,7 +112,7 @@ def check_text(text: str, strict: bool = False) -> None:
 
 
 @pytest.mark.parametrize("name", list(SPECS))
-@settings(settings.get_profile("fuzz"), max_examples=60 if len(SPECS) > 6 else 100)
+@settings(settings.get_profile("fuzz"), max_examples=50)
 @given(data=st.data())
 def test_mutated_specs_raise_only_spec_errors(name: str, data):
     text = data.draw(mutation(SPECS[name]), label="spec")
