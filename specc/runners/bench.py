@@ -200,7 +200,8 @@ def tables(bench: Bench) -> list:
     if bench.busy:
         drawn.append(
             f"[yellow]warning:[/] the load average was {bench.load:.2f} on {bench.cores} cores before measuring: "
-            "another process is busy, and these timings are not reliable"
+            "another process is busy, and these timings are not reliable; with OMP_NUM_THREADS set to the number of idle cores "
+            "they suffer less"
         )
     return drawn
 
