@@ -176,7 +176,7 @@ def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedEOF) or _token_type(err) == "$END":
         return _unclosed(text, "{", "}") or Diagnostic("the file ends in the middle of a statement", _eof_span(text))
     if isinstance(err, UnexpectedCharacters):
-        return _bad_character(err, text)
+        return _bad_character(err)
     token = err.token
     span = Span(err.line, err.column, err.line, err.column + (len(token.value) if token.type != "_NL" else 1))
     if "RPAR" in err.expected and token.type != "RPAR":
@@ -213,7 +213,7 @@ def _value_missing(before: str, lineno: int, after_next_word: bool) -> Diagnosti
     )
 
 
-def _bad_character(err: UnexpectedCharacters, text: str) -> Diagnostic:
+def _bad_character(err: UnexpectedCharacters) -> Diagnostic:
     span = Span(err.line, err.column, err.line, err.column + 1)
     char = err.char
     hints = {
