@@ -56,6 +56,8 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     source = Source(text, path)
     diagnostics: list[Diagnostic] = []
     work: str | None = text if text.endswith("\n") else text + "\n"
+    if work.startswith("\ufeff"):  # a byte-order mark from a Windows editor: a blank, so columns stay put
+        work = " " + work[1:]
     blanked: set[int] = set()
     while work is not None and len(diagnostics) < MAX_SYNTAX_ERRORS:
         try:

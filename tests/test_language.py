@@ -63,6 +63,7 @@ def test_block_definitions_and_calls():
     "text",
     [
         "network t\r\ninput 3x8x8\r\nrelu\r\n",  # Windows line endings
+        "\ufeffnetwork t\ninput 3x8x8\nrelu\n",  # a byte-order mark
         "network t\ninput 3x8x8\nrelu",  # no newline at the end
         "\n\n# comments first\n\nnetwork t   # a trailing comment\ninput 3x8x8\n\n\nrelu\n\n",
         "network t\ninput 3x8x8\nconv K=4 \\\n     F=1\n",  # a backslash continues the line
