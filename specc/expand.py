@@ -346,9 +346,9 @@ class Expander:
         if word in KINDS:
             return self.layer(st, items, ctx, name)
         if word in GROUP_FIELDS:
-            self.error(
-                f"'{word}' needs a body in braces", st.name.span, f"write `{word} {{`, the layers on the next lines, then `}}`", ctx.calls
-            )
+            head = self.source.line_text(st.span.line).split("#", 1)[0].strip()
+            hint = f"end the line with '{{' (`{head} {{`), put the layers on the lines after it, then '}}'"
+            self.error(f"'{word}' needs a body in braces", st.name.span, hint, ctx.calls)
             return None
         self._unknown_word(st, ctx)
         return None
