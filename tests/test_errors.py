@@ -64,7 +64,7 @@ def test_error_points_into_the_file(spec: Path, monkeypatch):
         assert 1 <= int(col) <= len(lines[int(line) - 1]) + 1
 
 
-def test_exit_code_one_for_a_missing_file(tmp_path, monkeypatch):
+def test_a_missing_spec_file_is_a_bad_input_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["check", "nowhere.cnn"])
     assert result.exit_code == EXIT_BAD_SPEC
