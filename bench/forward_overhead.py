@@ -55,8 +55,10 @@ def main() -> None:
             times[name].append(step_seconds(models[name], batch))
 
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"ResNet-18 forward+backward, batch {args.batch} at {args.size}x{args.size}, {torch.get_num_threads()} threads, "
-          f"median of {args.rounds} alternating rounds")
+    print(
+        f"ResNet-18 forward+backward, batch {args.batch} at {args.size}x{args.size}, {torch.get_num_threads()} threads, "
+        f"median of {args.rounds} alternating rounds"
+    )
     for name, seconds in median.items():
         print(f"  {name:<13} {seconds * 1000:8.1f} ms")
     ratio = median["specc"] / median["hand-written"]

@@ -118,7 +118,8 @@ def test_generated_file_stands_alone(path: Path, tmp_path: Path):
     torch.save({"state": model.state_dict(), "batch": batch, "out": model(batch).detach()}, tmp_path / "expected.pt")
     script = (
         "import torch, model\n"
-        "m = [v for v in vars(model).values() if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == 'model'][-1]()\n"
+        "classes = [v for v in vars(model).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)]\n"
+        "m = [c for c in classes if c.__module__ == 'model'][-1]()\n"
         "e = torch.load('expected.pt')\n"
         "m.load_state_dict(e['state'])\n"
         "m.eval()\n"
