@@ -331,7 +331,7 @@ def _tspan(token: Token) -> Span:
 
 
 def _name(token: Token) -> ast.Name:
-    return ast.Name(span=_tspan(token), text=str(token))
+    return ast.Name.model_construct(span=_tspan(token), text=str(token))
 
 
 class _Call(NamedTuple):
@@ -345,25 +345,25 @@ class _ToAst(Transformer):
 
     # values
     def int(self, children):
-        return ast.Num(span=_tspan(children[0]), value=int(children[0]))
+        return ast.Num.model_construct(span=_tspan(children[0]), value=int(children[0]))
 
     def float(self, children):
-        return ast.Num(span=_tspan(children[0]), value=float(children[0]))
+        return ast.Num.model_construct(span=_tspan(children[0]), value=float(children[0]))
 
     def ref(self, children):
-        return ast.Ref(span=_tspan(children[0]), name=str(children[0]))
+        return ast.Ref.model_construct(span=_tspan(children[0]), name=str(children[0]))
 
     def string(self, children):
-        return ast.Str(span=_tspan(children[0]), value=str(children[0])[1:-1])
+        return ast.Str.model_construct(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
     def neg(self, children):
         minus, operand = children
-        return ast.Neg(span=_tspan(minus).until(operand.span), operand=operand)
+        return ast.Neg.model_construct(span=_tspan(minus).until(operand.span), operand=operand)
 
     def _binop(op):  # noqa: N805 - a factory used at class-creation time
         def method(self, children):
             left, right = children
-            return ast.BinOp(span=left.span.until(right.span), op=op, left=left, right=right)
+            return ast.BinOp.model_construct(span=left.span.until(right.span), op=op, left=left, right=right)
 
         return method
 
@@ -371,11 +371,11 @@ class _ToAst(Transformer):
 
     # items
     def positional(self, children):
-        return ast.Arg(span=children[0].span, value=children[0])
+        return ast.Arg.model_construct(span=children[0].span, value=children[0])
 
     def keyword(self, children):
         key, value = children
-        return ast.Arg(span=_tspan(key).until(value.span), key=_name(key), value=value)
+        return ast.Arg.model_construct(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
     def call(self, children):
         token, *args, rpar = children
@@ -392,7 +392,7 @@ class _ToAst(Transformer):
         label, head, *items, repeat, body = children
         name, call_args, head_span = (head.name, head.args, head.span) if isinstance(head, _Call) else (head, None, _tspan(head))
         last = _tspan(repeat) if repeat else items[-1].span if items else head_span
-        return ast.Statement(
+        return ast.Statement.model_construct(
             span=(label.span if label else head_span).until(last),
             label=label,
             name=_name(name),
@@ -407,15 +407,15 @@ class _ToAst(Transformer):
     def param(self, children):
         name, default = children
         span = _tspan(name).until(default.span) if default is not None else _tspan(name)
-        return ast.Param(span=span, name=_name(name), default=default)
+        return ast.Param.model_construct(span=span, name=_name(name), default=default)
 
     def block(self, children):
         name, *params, body = children
-        return ast.BlockDef(span=_tspan(name), name=_name(name), params=[p for p in params if p is not None], body=body)
+        return ast.BlockDef.model_construct(span=_tspan(name), name=_name(name), params=[p for p in params if p is not None], body=body)
 
     def setting(self, children):
         key, value = children
-        return ast.Setting(span=_tspan(key).until(value.span), key=_name(key), value=value)
+        return ast.Setting.model_construct(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
     def network(self, children):
         return ("network", _name(children[0]))
@@ -455,7 +455,7 @@ def _assemble(children: list) -> ast.Spec:
         raise SpeccError(diagnostics=errors)
     input_shape, input_span = fields.get("input", (None, None))
     train, train_span = fields.get("train", ([], None))
-    return ast.Spec(
+    return ast.Spec.model_construct(
         network=fields.get("network"),
         input_shape=input_shape,
         input_span=input_span,
