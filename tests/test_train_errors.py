@@ -1,0 +1,107 @@
+"""`specc train` on bad data or bad settings: a clear message and exit code, never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from specc.runners.config import TrainConfig, resolve
+
+from .test_train import TINY, invoke, make_npz, write_spec
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    raw = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw))
+
+
+def assert_clean_failure(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output
+
+
+def test_a_truncated_idx_file(tmp_path):
+    data = tmp_path / "idx"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte.gz", np.zeros((20, 8, 8)))
+    write_idx(data / "train-labels-idx1-ubyte.gz", np.zeros(20))
+    whole = gzip.decompress((data / "train-images-idx3-ubyte.gz").read_bytes())
+    (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(whole[:-100]))
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(data))
+    assert_clean_failure(result, 2, "train-images-idx3-ubyte.gz should hold", "truncated")
+
+
+def test_a_folder_with_no_images(tmp_path):
+    (tmp_path / "images" / "cats").mkdir(parents=True)
+    (tmp_path / "images" / "cats" / "notes.txt").write_text("no pictures here")
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "images"))
+    assert_clean_failure(result, 2, "has no images")
+
+
+def test_images_of_the_wrong_size(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.new("L", (10, 10)).save(tmp_path / "images" / name / "0.png")
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "images"))
+    assert_clean_failure(result, 2, "is 10x10 pixels but the spec's input is 8x8")
+
+
+def test_an_unknown_optimizer_in_the_spec_points_at_it(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("input 1x8x8\n", "input 1x8x8\ntrain {\n  epochs=2 optimizer=adamm\n}\n"))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(
+        result,
+        2,
+        "tiny.cnn:4:22: error: train setting optimizer: unknown optimizer 'adamm'",
+        "optimizer=adamm",
+        "^~~~~",
+        "did you mean 'adam'?",
+    )
+
+
+def test_an_unknown_optimizer_flag(tmp_path):
+    result = invoke("train", str(write_spec(tmp_path)), "--optimizer", "lbfgs", "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 1, "error: --optimizer lbfgs: unknown optimizer 'lbfgs'", "choose from sgd, momentum, nesterov")
+
+
+def test_an_unknown_train_setting_and_a_bad_value(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("input 1x8x8\n", "input 1x8x8\ntrain {\n  epochs=2 batch=0\n  schedul=cosine\n}\n"))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 2, "tiny.cnn:5:3: error: unknown train setting 'schedul'", "did you mean 'schedule'?")
+    spec.write_text(spec.read_text().replace("  schedul=cosine\n", ""))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 2, "tiny.cnn:4:18: error: train setting batch: must be greater than or equal to 1")
+
+
+def test_a_network_whose_outputs_do_not_match_the_classes(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("fc 3", "fc 5"))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 1, "the network outputs 5 scores but the data has 3 classes", "make the last layer `fc 3`")
+
+
+def test_neither_spec_nor_resume():
+    assert_clean_failure(invoke("train"), 1, "give a spec to train, or --resume RUN_DIR")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"augment": "flip, translate"}, ["flip", "translate"]),
+        ({"augment": "none"}, []),
+        ({"epochs": 4}, []),
+    ],
+)
+def test_augment_lists_are_read_from_commas(flags, expected):
+    assert resolve({}, flags).augment == expected
+
+
+def test_optimiser_defaults_follow_the_optimiser():
+    assert TrainConfig(optimizer="sgd").learning_rate == 0.1 and TrainConfig(optimizer="adam").learning_rate == 1e-3
+    assert TrainConfig(optimizer="adamw").decay == 0.01 and TrainConfig(optimizer="adam").decay == 0.0
+    assert resolve({"optimizer": "sgd", "lr": 0.3}, {"lr": 0.2}).learning_rate == 0.2
