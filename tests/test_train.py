@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +251,29 @@ def test_a_fraction_of_an_epoch_on_real_fashion_mnist_is_far_above_chance(tmp_pa
     assert result.exit_code == 0, result.output
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert test["accuracy"] > 0.6
+
+
+def test_kill_then_resume_from_the_command_line(tmp_path):
+    """SIGTERM, as `kill` sends, mid-run: exit code 130, a message saying how to resume, and resume finishes the run."""
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=60, n_test=12)
+    flags = ["--data", str(data), "--epochs", "12", "--batch-size", "8", "--precision", "fp32"]
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "specc", "train", str(spec), *flags, "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "training interrupted; epoch" in err and f"continue with: specc train --resume {run}" in err and "Traceback" not in err
+    saved = int(load_safetensors(run / "last.safetensors")[1]["specc.epoch"])
+    assert 1 <= saved < 12
+    result = invoke("train", "--resume", str(run))
+    assert result.exit_code == 0 and f"resuming at epoch {saved + 1}" in result.output and "epoch 12/12" in result.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(1, 13))
