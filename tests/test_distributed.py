@@ -12,6 +12,10 @@ import os
 import subprocess
 import sys
 
+import torch
+
+from specc.runners.train import epoch_order
+
 from .test_train import assert_same_weights, make_npz, weights, write_spec
 
 
@@ -61,3 +65,9 @@ def test_the_nproc_shortcut_launches_torchrun_and_only_rank_0_writes(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert done.stdout.count("run directory:") == 2  # the header and the closing line, once each
+
+
+def test_the_shards_of_an_epoch_are_disjoint_and_equal():
+    shards = [epoch_order(100, torch.Generator().manual_seed(7), rank, 3, 33) for rank in range(3)]
+    assert all(len(shard) == 33 for shard in shards)
+    assert len(set(torch.cat(shards).tolist())) == 99

@@ -150,13 +150,18 @@ def epoch_line(row: dict, epochs: int) -> str:
 
 def confusion_table(confusion: list[list[int]], classes: list[str]):
     """Rows are the true classes, columns the predicted ones; the diagonal is what was right."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
-    table.add_column("true \\ predicted")
+    # No vertical rules: ten classes then fit an 80-column terminal.
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1)
+    )
+    table.add_column("true class", no_wrap=True)
+    digits = len(str(max(max(row) for row in confusion)))
     for i in range(len(classes)):
-        table.add_column(str(i), justify="right")
-    table.add_column("recall", justify="right")
+        table.add_column(str(i), justify="right", min_width=digits)
+    table.add_column("recall", justify="right", min_width=6)
     for i, (name, row) in enumerate(zip(classes, confusion, strict=True)):
         cells = [f"[bold]{n}[/bold]" if i == j else (str(n) if n else "[dim]0[/dim]") for j, n in enumerate(row)]
         recall = row[i] / sum(row) if sum(row) else 0.0
