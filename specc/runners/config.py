@@ -145,7 +145,8 @@ def _setting_error(field: str, value: Any, message: str, source: Source | None) 
     if choices:
         words = TrainConfig._split_commas(value) if isinstance(value, str) else value if isinstance(value, list) else [value]
         unknown = next((str(w) for w in words if w not in choices), str(value))
-        hint = _suggest(unknown, choices) or f"choose from {', '.join(choices)}"
+        suggestion = _suggest(unknown, choices)
+        hint = f"{suggestion + ' ' if suggestion else ''}choose from {', '.join(choices)}"
         message = f"unknown {'augmentation' if field == 'augment' else field} '{unknown}'"
     if source is not None:
         key = next((k for k, v in SPEC_ALIASES.items() if v == field and _spec_span(source, k, "key")), field)
