@@ -9,16 +9,36 @@ bug in specc.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from ..errors import EXIT_FAILURE, SpeccError
-from . import ship, spec
-from . import train as train_cli
+
+# verb -> (module, function): a verb's module is imported only when that verb runs or
+# `--help` lists them, so `specc check` does not pay for the training flags' imports.
+_VERBS = {
+    "check": ("spec", "check"),
+    "compile": ("spec", "compile_"),
+    "train": ("train", "train"),
+    "eval": ("train", "evaluate"),
+    "export": ("ship", "export"),
+    "predict": ("ship", "predict"),
+    "bench": ("ship", "bench"),
+}
 
 
 class _Cli(click.Group):
+    def list_commands(self, ctx):
+        return list(_VERBS)
+
+    def get_command(self, ctx, name):
+        if name not in _VERBS:
+            return None
+        module, function = _VERBS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -36,12 +56,3 @@ class _Cli(click.Group):
 @click.version_option(package_name="specc")
 def main():
     """specc: convolutional networks written as text."""
-
-
-main.add_command(spec.check)
-main.add_command(spec.compile_)
-main.add_command(ship.export)
-main.add_command(ship.predict)
-main.add_command(ship.bench)
-main.add_command(train_cli.train)
-main.add_command(train_cli.evaluate)
