@@ -12,18 +12,20 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from specc.runners.train import epoch_order
+from specc.errors import UsageError
+from specc.runners.train import epoch_order, preflight, train
 
-from .test_train import assert_same_weights, make_npz, weights, write_spec
+from .test_train import TINY, assert_same_weights, make_npz, quick, weights, write_spec
 
 
-def run_in(folder, *command: str, dump=None) -> subprocess.CompletedProcess:
+def run_in(folder, *command: str, dump=None, expect: int = 0) -> subprocess.CompletedProcess:
     env = os.environ | ({"SPECC_TEST_DUMP_DIR": str(dump)} if dump else {})
     env.pop("SPECC_DATA", None)
     done = subprocess.run(list(command), cwd=folder, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert done.returncode == expect, f"{done.stdout}\n{done.stderr}"
     return done
 
 
@@ -65,6 +67,31 @@ def test_the_nproc_shortcut_launches_torchrun_and_only_rank_0_writes(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert done.stdout.count("run directory:") == 2  # the header and the closing line, once each
+
+
+def test_a_mistake_every_process_would_meet_is_reported_once_before_torchrun_starts(tmp_path):
+    data = make_npz(tmp_path / "data", n_train=48, n_test=12)
+    spec = write_spec(tmp_path, TINY.replace("1x8x8", "1x28x28"))
+    done = run_in(tmp_path, sys.executable, "-m", "specc", "train", str(spec), "--nproc", "2", "--data", str(data), expect=2)
+    assert done.stderr.count("error: data has samples of 1x8x8 but the spec's input is 1x28x28") == 1
+    assert "Traceback" not in done.stderr and "torch.distributed" not in done.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_worker_that_fails_passes_its_exit_code_on_without_torchruns_traceback(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("batchnorm\n", ""))  # batchnorm would keep the loss finite
+    data = make_npz(tmp_path / "data", n_train=96, n_test=12)
+    flags = ["--optimizer", "sgd", "--lr", "1e30", "--batch-size", "16", "--data", str(data)]
+    done = run_in(tmp_path, sys.executable, "-m", "specc", "train", str(spec), "--nproc", "2", *flags, expect=1)
+    assert done.stderr.count("error: training diverged in epoch 1") == 1
+    assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr
+
+
+def test_a_run_resumes_only_in_as_many_processes_as_it_was_trained_in(tmp_path):
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    train(spec, quick(data, epochs=1), out=tmp_path / "run")
+    with pytest.raises(UsageError, match="was trained in 1 process, not 2") as refused:
+        preflight(None, {}, tmp_path / "run", world_size=2)
+    assert "resume it in one process" in refused.value.diagnostics[0].hint
 
 
 def test_the_shards_of_an_epoch_are_disjoint_and_equal():

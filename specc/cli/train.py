@@ -52,12 +52,14 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
     Everything lands in a run directory: spec, configuration, metrics,
     weights, checkpoint and curves.
     """
-    if nproc is not None and "WORLD_SIZE" not in os.environ:
-        from ..runners.distributed import launch
-
-        sys.exit(launch(nproc, _args_without_nproc(ctx)))
     if (spec is None) == (resume is None):
         raise UsageError("give a spec to train, or --resume RUN_DIR, but not both", hint="e.g. specc train specs/fashion.cnn")
+    if nproc is not None and "WORLD_SIZE" not in os.environ:
+        from ..runners.distributed import launch
+        from ..runners.train import preflight
+
+        preflight(spec, flags, resume, nproc)
+        sys.exit(launch(nproc, _args_without_nproc(ctx)))
     from ..runners.train import train as run_training
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run as Ctrl-C does: with a message saying how to resume
@@ -132,12 +134,18 @@ def _header(info: dict) -> list[str]:
     lines = [
         f"training {info['network']} ({params}) on {info['device']}, {info['precision']}{processes}",
         f"data: {info['data']}: {samples['train']:,} train, {samples['val']:,} validation, {samples['test']:,} test",
-        f"{recipe}, {regularisation}; {config.epochs} epochs of {info['steps']} batches of {info['batch']}",
+        f"{recipe}, {regularisation}; {_plural(config.epochs, 'epoch')} of {_plural(info['steps'], 'batch', 'batches')} of {info['batch']}",
         f"run directory: {info['run_dir']}",
     ]
-    if info["first_epoch"] > 1:
+    if info["first_epoch"] > config.epochs:
+        lines.append(f"all {_plural(config.epochs, 'epoch')} are done; testing the best weights again")
+    elif info["first_epoch"] > 1:
         lines.append(f"resuming at epoch {info['first_epoch']}")
     return lines
+
+
+def _plural(n: int, noun: str, nouns: str | None = None) -> str:
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def epoch_line(row: dict, epochs: int) -> str:
@@ -154,9 +162,9 @@ def confusion_table(confusion: list[list[int]], classes: list[str]):
     from rich.table import Table
 
     # No vertical rules: ten classes then fit an 80-column terminal.
-    table = Table(
-        title="confusion matrix (rows: true class, columns: predicted)", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1)
-    )
+    title = "confusion matrix (rows: true class, columns: predicted)"
+    # min_width: with few classes the table is narrower than its title, which would wrap
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), min_width=len(title))
     table.add_column("true class", no_wrap=True)
     digits = len(str(max(max(row) for row in confusion)))
     for i in range(len(classes)):
@@ -220,19 +228,19 @@ class RichReporter(PlainReporter):
             TextColumn(f"epoch {epoch}/{epochs}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} img/s"),
+            TextColumn("{task.fields[shown]}"),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
         )
-        self.task = self.bar.add_task("train", total=images, loss=float("nan"), rate=0.0)
+        self.task = self.bar.add_task("train", total=images, shown="")
         self.bar.start()
 
     def progress(self, images: int, loss: float, images_per_s: float) -> None:
         now = time.monotonic()
         if now - self.last_draw > 0.1:  # rich redraws ten times a second; updating more often is wasted work
             self.last_draw = now
-            self.bar.update(self.task, completed=images, loss=loss, rate=images_per_s)
+            self.bar.update(self.task, completed=images, shown=f"loss {loss:.4f}  {images_per_s:,.0f} img/s")
 
     def epoch_end(self, row: dict) -> None:
         self.close()

@@ -9,15 +9,14 @@ every collective below is then a no-op, so the trainer has one code path.
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from ..errors import UsageError
+from ..errors import EXIT_FAILURE, UsageError
 
 
 @dataclass
@@ -109,8 +108,22 @@ def _usable_cores() -> int:
 
 
 def launch(nproc: int, args: list[str]) -> int:
-    """Run `specc train ARGS` in `nproc` processes on this machine through torchrun; its exit code."""
+    """Run `specc train ARGS` in `nproc` processes on this machine through torchrun; the exit code.
+
+    torchrun runs in this process so that a failed worker ends with its own exit code (2 for a
+    bad spec or data file) rather than torchrun's traceback: rank 0 has already said what went wrong.
+    """
     if nproc < 1:
         raise UsageError(f"--nproc {nproc}: the number of processes must be at least 1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "specc", "train", *args]
-    return subprocess.call(command)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # Each worker's share of the cores; left unset, torchrun warns and gives every worker one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _usable_cores() // nproc)))
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "specc", "train", *args]))
+    except ChildFailedError as err:
+        _, failure = err.get_first_failure()
+        return failure.exitcode if failure.exitcode > 0 else EXIT_FAILURE
+    return 0

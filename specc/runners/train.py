@@ -107,14 +107,7 @@ def train(
     (None: not given), e.g. `train("net.cnn", {"epochs": 3, "lr": 0.01})`.
     """
     flags = flags or {}
-    if (spec is None) == (resume is None):
-        raise UsageError("give a spec to train, or a run directory to resume, but not both", hint="e.g. specc train specs/fashion.cnn")
-    if resume is not None:
-        net, config = _resumed(Path(resume), flags)
-    else:
-        net = load(spec)
-        net.check()
-        config = resolve(net.network.train, flags, net.source)
+    net, config = _spec_and_config(spec, flags, resume, int(os.environ.get("WORLD_SIZE", "1")))
     session = start(config.device)
     try:
         run = _Run(net, config, session, Path(resume) if resume is not None else None, reporter if session.is_main else None)
@@ -125,15 +118,41 @@ def train(
         session.close()
 
 
-def _resumed(run_dir: Path, flags: dict[str, Any]) -> tuple[Net, TrainConfig]:
+def preflight(spec: str | Path | None, flags: dict[str, Any], resume: str | Path | None, world_size: int) -> None:
+    """Meet the mistakes every process of a distributed run would meet, once, before torchrun starts them."""
+    net, config = _spec_and_config(spec, flags, resume, world_size)
+    _open_data(net, config)
+
+
+def _spec_and_config(spec: str | Path | None, flags: dict[str, Any], resume: str | Path | None, world_size: int) -> tuple[Net, TrainConfig]:
+    if (spec is None) == (resume is None):
+        raise UsageError("give a spec to train, or a run directory to resume, but not both", hint="e.g. specc train specs/fashion.cnn")
+    if resume is not None:
+        return _resumed(Path(resume), flags, world_size)
+    net = load(spec)
+    net.check()
+    return net, resolve(net.network.train, flags, net.source)
+
+
+def _resumed(run_dir: Path, flags: dict[str, Any], world_size: int) -> tuple[Net, TrainConfig]:
     if not (run_dir / STATE_FILE).is_file() or not (run_dir / "config.json").is_file():
         raise InputFileError(
             f"{run_dir} holds no run to resume (no {STATE_FILE} and config.json)",
             hint="--resume takes a run directory written by `specc train` after at least one epoch",
         )
+    saved = json.loads((run_dir / "config.json").read_text())
+    # The shards, the batches per epoch and so the schedule depend on the number of processes.
+    trained_in = saved.get("world_size", 1)
+    if trained_in != world_size:
+        how = f"with --nproc {trained_in}" if trained_in > 1 else "in one process (without --nproc or torchrun)"
+        raise UsageError(
+            f"{run_dir} was trained in {trained_in} process{'es' if trained_in > 1 else ''}, not {world_size}: "
+            "resuming with another number would change its batches and schedule",
+            hint=f"resume it {how}, or start a new run with --init-from {run_dir / 'last.safetensors'}",
+        )
     net = load(run_dir / "spec.cnn")
     net.check()
-    return net, from_saved(json.loads((run_dir / "config.json").read_text()), flags)
+    return net, from_saved(saved, flags)
 
 
 def _new_run_dir(name: str, out: str | Path | None) -> Path:
@@ -195,14 +214,9 @@ class _Run:
     # ---- setup -----------------------------------------------------------------------
 
     def _load_data(self) -> None:
+        self.config, splits = _open_data(self.net, self.config)
         config, shape = self.config, self.net.input_shape
-        folder = data.find_data_dir(config.data)
-        # config.json names the data by its full path, so that --resume finds it from anywhere
-        self.config = config = config.model_copy(update={"data": str(folder.resolve())})
-        splits = data.load_splits(str(folder), shape, config.val_fraction, config.seed, config.limit)
         self.classes, self.source = splits.train.classes, splits.train.source
-        check_classifier(self.net.network, self.classes)
-        _check_augmentation(config.augment, shape)
         self.mean, self.std = data.normalisation(splits.train.x)
         self.normalise = Normalise(self.mean, self.std, self.device, len(shape))
         self.counts = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test) if splits.test else 0}
@@ -438,6 +452,17 @@ class _Run:
             "batch": self.batch,
             "steps": self.steps,
         }
+
+
+def _open_data(net: Net, config: TrainConfig) -> tuple[TrainConfig, data.Splits]:
+    """The data, split and checked against the network; the config naming the data by its full path."""
+    folder = data.find_data_dir(config.data)
+    # config.json names the data by its full path, so that --resume finds it from anywhere
+    config = config.model_copy(update={"data": str(folder.resolve())})
+    splits = data.load_splits(str(folder), net.input_shape, config.val_fraction, config.seed, config.limit)
+    check_classifier(net.network, splits.train.classes)
+    _check_augmentation(config.augment, net.input_shape)
+    return config, splits
 
 
 def epoch_order(n: int, generator: torch.Generator, rank: int, world_size: int, count: int) -> torch.Tensor:
