@@ -42,6 +42,13 @@ class Str(Node):
     value: str
 
 
+class Sizes(Node):
+    """`3x3` where one number belongs: kept so that the expander can say why it is wrong."""
+
+    kind: Literal["sizes"] = "sizes"
+    values: tuple[int, ...]
+
+
 class BinOp(Node):
     kind: Literal["binop"] = "binop"
     op: Literal["+", "-", "*", "/"]
@@ -54,7 +61,7 @@ class Neg(Node):
     operand: Expr
 
 
-Expr = Num | Ref | Str | BinOp | Neg
+Expr = Num | Ref | Str | Sizes | BinOp | Neg
 
 
 class Name(Node):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,7 +234,10 @@ class Expander:
         for setting in self.spec.train:
             if setting.key.text in settings:
                 self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span)
-            settings[setting.key.text] = self.evaluate(setting.value, {}).value
+            value = self.evaluate(setting.value, {})
+            if isinstance(value.value, tuple):
+                self.error(f"a train setting takes one value, got {_text(value.value)}", value.span, "write e.g. epochs=10")
+            settings[setting.key.text] = value.value
         return settings
 
     def _init(self) -> str:
@@ -253,6 +257,8 @@ class Expander:
         """A value: a number, a word, a string, or arithmetic on numbers and block parameters."""
         if isinstance(expr, ast.Num | ast.Str):
             return Value(expr.value, expr.span)
+        if isinstance(expr, ast.Sizes):
+            return Value(expr.values, expr.span)
         if isinstance(expr, ast.Ref):
             return env.get(expr.name) or Value(expr.name, expr.span, word=True)
         if isinstance(expr, ast.Neg):
@@ -274,7 +280,7 @@ class Expander:
         if isinstance(value.value, (int, float)) and not value.word:
             return value.value
         self.error(
-            f"'{value.value}' is not a number, so '{op}' cannot apply to it",
+            f"'{_text(value.value)}' is not a number, so '{op}' cannot apply to it",
             value.span,
             "arithmetic works on numbers and on block parameters that hold numbers",
             calls,
@@ -304,6 +310,8 @@ class Expander:
             raise _StopExpanding
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
+        if self._glued_repeat(st, ctx):
+            return []
         items, frozen = self._flags(st.items, ctx)
         ctx = ctx.inside(frozen=ctx.frozen or frozen)
         if st.repeat is None:
@@ -319,6 +327,15 @@ class Expander:
         inner = ctx.inside(scope)
         children = [n for _ in range(st.repeat) if (n := self.single(st, items, inner, scope.take(None, "", self)))]
         return [Group("repeat", f"x{st.repeat}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
+
+    def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
+        """`b(4)x2`: the lexer reads a repeat only after a space, so that `F=3x3` is never one."""
+        glued = next((a for a in st.items if a.key is None and isinstance(a.value, ast.Ref) and re.fullmatch(r"x\d+", a.value.name)), None)
+        if glued is None:
+            return False
+        before = self.source.line_text(glued.span.line)[: glued.span.column - 1].rstrip()
+        self.error("a repeat count needs a space before it", glued.span, f"write `{before} {glued.value.name}`", ctx.calls)
+        return True
 
     def _flags(self, items: list[ast.Arg], ctx: Context) -> tuple[list[ast.Arg], bool]:
         """Split off the `freeze` flag, which any statement takes."""
@@ -563,15 +580,18 @@ class Expander:
         hint = f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
         if value.word:
             hint = did_you_mean(str(value.value), [c for f in fields for c in f.choices] + names) or hint
-        self.error(f"{what} does not take '{value.value}' here", value.span, hint, ctx.calls)
+        self.error(f"{what} does not take '{_text(value.value)}' here", value.span, hint, ctx.calls)
         return None
 
     def _convert(self, what: str, fld: Field, value: Value, use: _Use):
         v = value.value
+        if isinstance(v, tuple) and fld.type not in ("bool", "word"):
+            message, hint = _one_number(what, fld, v)
+            return self._bad(message, value, use, hint)
         if fld.type == "bool":
             if value.word and (v in ("true", "false") or v == fld.name):
                 return v != "false"
-            return self._bad(f"{what} {fld.name} is true or false, got '{v}'", value, use)
+            return self._bad(f"{what} {fld.name} is true or false, got '{_text(v)}'", value, use)
         if fld.type in ("word", "pad") and value.word:
             if v in fld.choices:
                 return v
@@ -582,7 +602,7 @@ class Expander:
             hint = f"{fld.name}: {fld.help}"
             if value.word and fld.type != "word":
                 hint += f"; '{v}' is not a parameter of " + (f"block '{use.ctx.blocks[-1]}'" if use.ctx.blocks else "any block here")
-            return self._bad(f"{what} {fld.name} must be {expected}, got '{v}'", value, use, hint)
+            return self._bad(f"{what} {fld.name} must be {expected}, got '{_text(v)}'", value, use, hint)
         if fld.type in ("int", "pad") and not isinstance(v, int):
             return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
         if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:
@@ -614,6 +634,23 @@ class _Use:
 
 
 _BAD = object()
+
+
+def _one_number(what: str, fld: Field, sizes: tuple[int, ...]) -> tuple[str, str]:
+    """Message and hint for `F=3x3`: specc's windows are the same size along every axis."""
+    shown = _text(sizes)
+    window = {("conv", "F"): "filter", ("pool", "F"): "window", ("conv", "S"): "stride", ("pool", "S"): "stride"}.get((what, fld.name))
+    if window is None:
+        return f"{what} {fld.name} takes one number, got {shown}", f"write one number, e.g. {fld.name}={sizes[0]}"
+    message = f"{what} {fld.name} takes one number: the {window} is {fld.name}×{fld.name}, got {shown}"
+    if len(set(sizes)) == 1:
+        return message, f"write {fld.name}={sizes[0]}"
+    return message, f"write one number, e.g. {fld.name}={sizes[0]}: the {window} is the same along every axis"
+
+
+def _text(value: Any) -> str:
+    """A value as the user would write it: shapes as 3x3."""
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _position(d: Diagnostic) -> tuple[int, int]:
@@ -651,6 +688,8 @@ def _show(arg: ast.Arg, env: dict[str, Value]) -> str:
             return expr.name
         if isinstance(expr, ast.Num | ast.Str):
             return str(expr.value)
+        if isinstance(expr, ast.Sizes):
+            return _text(expr.values)
         if isinstance(expr, ast.Neg):
             return f"-{text(expr.operand)}"
         return f"{text(expr.left)}{expr.op}{text(expr.right)}"

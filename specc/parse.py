@@ -356,6 +356,10 @@ class _ToAst(Transformer):
     def string(self, children):
         return ast.Str.model_construct(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
+    def sizes(self, children):
+        values = tuple(int(n) for n in str(children[0]).split("x"))
+        return ast.Sizes.model_construct(span=_tspan(children[0]), values=values)
+
     def neg(self, children):
         minus, operand = children
         return ast.Neg.model_construct(span=_tspan(minus).until(operand.span), operand=operand)

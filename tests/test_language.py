@@ -234,3 +234,9 @@ def test_syntax_errors_stop_before_meaning():
     text = error("network t\ninput 3x8x8\nconv K= F=3\nrelu x2 K=3\n")
     assert "t.cnn:3:6: error: a value is missing after 'K='" in text
     assert "t.cnn:4:9: error: a repeat count goes last on the line" in text
+
+
+def test_a_repeat_follows_a_space_and_a_shape_is_never_one():
+    assert names("conv K=4 F=3 P=1 x2\n") == ["conv1.0", "conv1.1"]
+    assert "t.cnn:3:12: error: conv F takes one number: the filter is F×F, got 3x3" in error(HEAD + "conv K=4 F=3x3\n")
+    assert "a repeat count needs a space before it" in error(HEAD + "relu\nconv K=4 F=(3)x2\n")
