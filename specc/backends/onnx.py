@@ -200,8 +200,9 @@ def _to_onnx(model, net: Net, opset: int, metadata: dict[str, str]):
     written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
         raise SpeccError(
-            f"torch.onnx.export cannot write {net.name} in opset {opset}; it wrote opset {written}",
-            hint=f"choose --opset {DEFAULT_OPSET} or later",
+            f"torch.onnx.export cannot write {net.name} in opset {opset}: ONNX's version converter could not take it "
+            f"from opset {written}, the one the exporter writes",
+            hint=f"use --opset {written}, or an opset nearer to it",
             exit_code=EXIT_FAILURE,
         )
     _name_nodes(proto.graph, set(model.state_dict()))
