@@ -13,7 +13,7 @@ from PIL import Image
 
 from specc.errors import InputFileError, UsageError
 from specc.runners import data
-from specc.runners.data import find_data_dir, load_splits, normalisation
+from specc.runners.data import is_fashion_mnist, find_data_dir, load_splits, normalisation
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -331,3 +331,14 @@ def test_real_fashion_mnist():
     assert splits.train.y.unique().tolist() == list(range(10))
     assert 0 <= splits.train.x.min() and splits.train.x.max() <= 1 and splits.train.x.max() > 0.99
     assert splits.train.classes[9] == "Ankle boot"
+
+
+@pytest.mark.skipif(not REAL_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_is_known_by_its_labels_in_a_folder_of_any_name(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for file in REAL_FASHION_MNIST.glob("*-labels-idx1-ubyte.gz"):
+        (folder / file.name).symlink_to(file)
+    assert is_fashion_mnist(folder)
+    digits = make_idx_dir(tmp_path / "digits")  # the same layout, other labels: digit names
+    assert not is_fashion_mnist(digits) and load_splits(str(digits), (1, 4, 4)).train.classes[9] == "9"

@@ -9,6 +9,7 @@ data is raised as an `InputFileError` that names the file at fault.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import subprocess
 import zipfile
@@ -185,8 +186,20 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+# sha256 of Fashion-MNIST's decompressed train-labels file: MNIST and Fashion-MNIST share one
+# layout and ten labels, so the content, not the folder's name, tells which names the labels have.
+FASHION_MNIST_TRAIN_LABELS = "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+
+
+def is_fashion_mnist(folder: Path) -> bool:
+    if "fashion" in folder.absolute().name.lower():
+        return True
+    labels = _idx_file(folder, "train-labels-idx1-ubyte")
+    return labels is not None and hashlib.sha256(_read_bytes(labels)).hexdigest() == FASHION_MNIST_TRAIN_LABELS
+
+
 def _read_idx_dir(folder: Path) -> tuple[Dataset, Dataset | None]:
-    fashion = "fashion" in folder.absolute().name.lower()
+    fashion = is_fashion_mnist(folder)
     classes = FASHION_MNIST_CLASSES if fashion else [str(d) for d in range(10)]
     source = f"{'Fashion-MNIST' if fashion else 'MNIST-style'} IDX files in {folder}"
     train = _read_idx_pair(folder, "train", classes, source)
