@@ -13,7 +13,7 @@ from PIL import Image
 
 from specc.errors import InputFileError, UsageError
 from specc.runners import data
-from specc.runners.data import is_fashion_mnist, find_data_dir, load_splits, normalisation
+from specc.runners.data import find_data_dir, is_fashion_mnist, load_splits, normalisation
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
