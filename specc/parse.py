@@ -109,7 +109,7 @@ _CATALOGUE = [
     (
         VALUE_MISSING,
         "write e.g. K=16",
-        ["relu\nconv K=\n", "relu\nconv F=3 K=\n", "relu\nb(K=)\n", "relu\nb(K=, S=1)\n", "train {\nepochs=\n}\n"],
+        ["relu\nconv K=\n", "relu\nconv F=3 K=\n", "relu\nb(K=)\n", "relu\nb(K=, S=1)\n", "train {\nepochs=\n}\n", "train { epochs= }\n"],
     ),
     ("'=' must follow an argument name", "write e.g. K=16", ["relu\nconv K=16 =\n", "relu\nconv =3\n", "relu\nb(64 =)\n"]),
     ("a block's parameters are separated by commas", "write e.g. block basic(K, S=1) {", ["block b(K S=1) {\nrelu\n}\n"]),
@@ -118,7 +118,7 @@ _CATALOGUE = [
     (
         "a '{' must end its line",
         "put the group's layers on the lines after it, and the '}' on a line of its own",
-        ["relu\nresidual { relu }\n", "relu\nresidual {relu\n}\n"],
+        ["relu\nresidual { relu }\n", "relu\nresidual {relu\n}\n", "relu\nseq { }\n"],
     ),
     ("a train section holds key=value settings", "write e.g. epochs=10", ["train {\nadam\n}\n", "train {\nepochs 3\n}\n"]),
     (
@@ -312,11 +312,14 @@ def _blank_line(text: str, line: int, drop_closer: bool) -> str | None:
     """Blank one line but keep its brace balance, so the lines around it still parse as they did.
 
     A line that opens a group becomes `seq {`; one that closes a group keeps its `}`; a stray
-    `}` that caused the error is dropped. None where no one line can keep the balance.
+    `}` that caused the error is dropped (but not one that the same line opened, as in
+    `train { epochs= }`). None where no one line can keep the balance.
     """
     lines = text.split("\n")
     code = lines[line - 1].split("#", 1)[0]
-    balance = code.count("{") - code.count("}") + (1 if drop_closer else 0)
+    balance = code.count("{") - code.count("}")
+    if drop_closer and balance < 0:
+        balance += 1
     if abs(balance) > 1:
         return None
     lines[line - 1] = {1: "seq {", -1: "}", 0: ""}[balance]

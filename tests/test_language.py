@@ -129,6 +129,19 @@ def test_words_and_strings_and_train_settings():
     assert net.network.train == {"epochs": 3, "lr": 0.001, "optimizer": "adam", "data": "fashion mnist"}
 
 
+@pytest.mark.parametrize(
+    "section",
+    [
+        "train { epochs=3 lr=1e-3 }",
+        "train {\n  epochs=3\n  lr=1e-3\n}",
+        "train { epochs=3\n  lr=1e-3 }",
+        "train {\nepochs=3 lr=1e-3 # two\n}",
+    ],
+)
+def test_a_train_section_on_one_line_or_several(section):
+    assert specc.loads(HEAD + section + "\nrelu\n").network.train == {"epochs": 3, "lr": 0.001}
+
+
 def test_init_and_default_name():
     assert specc.loads("input 1x4x4\ninit xavier\nrelu\n", "nets/tiny_net.cnn").network.init == "xavier"
     assert specc.loads("input 1x4x4\nrelu\n", "nets/tiny_net.cnn").name == "tiny_net"
