@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
 import specc
-from specc.errors import SpeccError
+from specc.cli import main
+from specc.errors import EXIT_BAD_SPEC, SpeccError
 
 from . import reference_nets
 
@@ -223,3 +225,16 @@ def test_a_name_torch_reserves_is_a_spec_error():
     with pytest.raises(SpeccError) as err:
         net.to_torch()
     assert "bad.cnn:2:7: error: the name 'eval' cannot name a PyTorch module" in err.value.render()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"), [("1 bad", "is not a Python name"), ("nn", "uses itself"), ("F", "uses itself"), ("class", "keyword")]
+)
+def test_a_class_name_that_would_break_the_file_is_refused(name: str, why: str, tmp_path: Path):
+    spec, out = tmp_path / "t.cnn", tmp_path / "model.py"
+    spec.write_text("input 3x8x8\nconv K=4 F=3\n")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--class-name", name, "-o", str(out)])
+    assert result.exit_code == EXIT_BAD_SPEC
+    assert f"error: the class name '{name}' " in result.stderr and why in result.stderr and "hint:" in result.stderr
+    assert not out.exists()
+    assert "class MyNet(nn.Module):" in specc.loads(spec.read_text()).to_source("MyNet")

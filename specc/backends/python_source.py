@@ -9,6 +9,7 @@ with the residual adds and concats written out, as a person would.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 
 from ..errors import SpeccError
@@ -51,14 +52,39 @@ _INIT_FUNCTIONS = {
 }
 
 
+# Names the generated file defines or uses at the top level: a class named like one would shadow it.
+FILE_NAMES = frozenset({"torch", "nn", "F", "INPUT_SHAPE", "init_weights", "model", "batch", *HELPERS})
+
+
 def class_name(network: Network) -> str:
     name = "".join(part[:1].upper() + part[1:] for part in network.name.replace("-", "_").split("_") if part)
     if not name.isidentifier() or keyword.iskeyword(name):
         return "Network"
-    return f"{name}Net" if name in HELPERS or name in ("INPUT_SHAPE", "F") else name
+    return f"{name}Net" if _class_name_problem(name) else name
+
+
+def check_class_name(name: str) -> None:
+    """Raise SpeccError (exit 2) unless `name` can name the generated class."""
+    problem = _class_name_problem(name)
+    if problem:
+        raise SpeccError(f"the class name '{name}' {problem}", hint="choose a Python name of your own, e.g. --class-name MyNet")
+
+
+def _class_name_problem(name: str) -> str | None:
+    if not name.isidentifier():
+        return "is not a Python name: use letters, digits and _, not starting with a digit"
+    if keyword.iskeyword(name):
+        return "is a Python keyword"
+    if name in FILE_NAMES:
+        return "is a name the generated file uses itself"
+    if hasattr(builtins, name):
+        return "is one of Python's built-in names"
+    return None
 
 
 def generate(network: Network, name: str | None = None) -> str:
+    if name is not None:
+        check_class_name(name)
     return _Writer(network, name or class_name(network)).source()
 
 
