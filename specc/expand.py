@@ -20,7 +20,7 @@ from typing import Any
 
 from . import ast
 from .errors import Diagnostic, Source, Span, SpeccError
-from .ir import Group, Layer, Network, Node
+from .ir import Group, Layer, Network, Node, module_name_problem
 from .layers import KINDS, REQUIRED, Field
 
 KEYWORDS = ("network", "input", "init", "train", "block")
@@ -56,7 +56,11 @@ class Scope:
 
     def take(self, label: ast.Name | None, base: str, expander: Expander) -> str:
         if label is not None:
-            if label.text in self.taken:
+            problem = module_name_problem(label.text, top_level=not self.path)
+            if problem:
+                message, hint = problem
+                expander.error(message, label.span, hint)
+            elif label.text in self.taken:
                 first = self.taken[label.text]
                 if first is None:
                     hint = f"an unnamed layer before it is called '{label.text}' automatically; choose another name"

@@ -9,6 +9,7 @@ are control flow only.
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,47 @@ from .errors import Span
 from .layers import LayerKind
 
 Shape = tuple[int, ...]
+
+# Attributes of nn.Module and nn.ModuleDict: a layer named like one cannot be registered.
+RESERVED = frozenset(
+    "T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double dump_patches eval "
+    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu items keys load_state_dict modules "
+    "mtia named_buffers named_children named_modules named_parameters parameters pop register_backward_hook register_buffer "
+    "register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook "
+    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter "
+    "register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory "
+    "state_dict to to_empty train training type update values xpu zero_grad".split()
+)
+
+
+def module_name_problem(name: str, top_level: bool) -> tuple[str, str] | None:
+    """Why `name`, given by the user, cannot name a module of the compiled network: (message, hint).
+
+    A top-level name becomes an attribute (`self.stem`), so it must be a Python name; a nested one
+    is a ModuleDict key (`self.layer1["0"]`), which any word or number may be. Neither may be an
+    attribute nn.Module or nn.ModuleDict has already, and those include the private ones (`_modules`).
+    """
+    if name in RESERVED:
+        return (
+            f"the name '{name}' cannot name a PyTorch module",
+            f"PyTorch's modules already have a method or attribute '{name}'; choose another name",
+        )
+    if name.startswith("_"):
+        return (
+            f"the name '{name}' cannot name a PyTorch module",
+            "nn.Module keeps its own state under names that start with '_'; start it with a letter",
+        )
+    if top_level and not name.isidentifier():
+        return (
+            f"'{name}' cannot name a layer at the top level",
+            f"it becomes an attribute of the model, so it must start with a letter, e.g. layer{name}",
+        )
+    if top_level and keyword.iskeyword(name):
+        return (
+            f"'{name}' cannot name a layer at the top level: it is a Python keyword",
+            f"it becomes an attribute of the model; write e.g. {name}_",
+        )
+    return None
 
 
 @dataclass

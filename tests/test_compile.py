@@ -14,6 +14,7 @@ from torch import nn
 import specc
 from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, SpeccError
+from specc.ir import RESERVED
 
 from . import reference_nets
 
@@ -220,11 +221,13 @@ def test_relu_after_sigmoid_is_not_in_place():
     model(x).sum().backward()
 
 
-def test_a_name_torch_reserves_is_a_spec_error():
-    net = specc.loads("input 3x8x8\neval: conv K=4 F=3\n", "bad.cnn")
+def test_a_name_torch_reserves_is_refused_by_check():
     with pytest.raises(SpeccError) as err:
-        net.to_torch()
-    assert "bad.cnn:2:7: error: the name 'eval' cannot name a PyTorch module" in err.value.render()
+        specc.loads("input 3x8x8\neval: conv K=4 F=3\n", "bad.cnn").check()
+    assert "bad.cnn:2:1: error: the name 'eval' cannot name a PyTorch module" in err.value.render()
+    # every public attribute of the modules the generated file builds is on the list the checker refuses
+    attributes = {a for a in dir(nn.Module()) + dir(nn.ModuleDict()) if not a.startswith("_")}
+    assert attributes <= RESERVED
 
 
 @pytest.mark.parametrize(

@@ -17,17 +17,6 @@ from ..ir import Group, Layer, Network, Node
 from ..layers import HELPERS
 from ..shapes import shape_text
 
-# Attributes of nn.Module and nn.ModuleDict: a layer named like one cannot be registered.
-RESERVED = frozenset(
-    "T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double dump_patches eval "
-    "extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu items keys load_state_dict modules "
-    "mtia named_buffers named_children named_modules named_parameters parameters pop register_backward_hook register_buffer "
-    "register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook "
-    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter "
-    "register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory "
-    "state_dict to to_empty train training type update values xpu zero_grad".split()
-)
-
 # Layers whose output their own backward pass does not need, so a ReLU after them may work in place.
 _SAFE_BEFORE_INPLACE = frozenset({"conv", "batchnorm", "fc", "pool", "dropout", "add", "cat"})
 
@@ -121,18 +110,9 @@ class _Writer:
 
     # ---- module access and construction --------------------------------------------
 
-    def access(self, layer: Layer | tuple[str, ...], span_of: Layer | Group | None = None) -> str:
-        path = layer.path if isinstance(layer, Layer) else layer
-        owner = span_of or (layer if isinstance(layer, Layer) else None)
-        head, *rest = path
-        for part in path:
-            if part in RESERVED or (part is head and (not head.isidentifier() or keyword.iskeyword(head))):
-                where = owner.span if owner is not None else None
-                raise SpeccError(
-                    f"the name '{part}' cannot name a PyTorch module",
-                    where,
-                    "nn.Module uses it already, or it is not a Python name at the top level; choose another",
-                )
+    def access(self, layer: Layer | tuple[str, ...]) -> str:
+        # The expander has refused every name that could not name a module (ir.module_name_problem).
+        head, *rest = layer.path if isinstance(layer, Layer) else layer
         return f"self.{head}" + "".join(f'["{p}"]' for p in rest)
 
     def construct(self, layer: Layer, inplace: bool) -> None:
@@ -140,7 +120,7 @@ class _Writer:
             prefix = layer.path[:depth]
             if prefix not in self.containers:
                 self.containers.add(prefix)
-                self.init_lines.append(f"{self.access(prefix, layer)} = nn.ModuleDict()")
+                self.init_lines.append(f"{self.access(prefix)} = nn.ModuleDict()")
         expr = layer.kind.torch(layer.args, layer.in_shape)
         if inplace:
             expr = "nn.ReLU(inplace=True)"
