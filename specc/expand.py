@@ -187,6 +187,18 @@ class Expander:
                 self.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", first_notes=first)
                 continue
             self.blocks[name] = block
+            self._check_params(block)
+
+    def _check_params(self, block: ast.BlockDef) -> None:
+        """A block's parameter list, as Python checks a function's: each name once."""
+        seen: dict[str, Span] = {}
+        for param in block.params:
+            name = param.name.text
+            if name in seen:
+                first = [(f"the first '{name}' is declared here", seen[name])]
+                hint = "each parameter needs its own name; remove or rename this one"
+                self.error(f"block '{block.name.text}' has two parameters named '{name}'", param.name.span, hint, first_notes=first)
+            seen.setdefault(name, param.name.span)
 
     def error(self, message: str, span: Span | None, hint: str | None = None, calls=(), first_notes=()) -> None:
         """Record an error; `calls` become notes, innermost first, except one on the error's own line."""
