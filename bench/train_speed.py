@@ -4,8 +4,9 @@
 Both train the yardstick's network (bench/fashion_small.cnn, 119,722
 parameters) for one epoch of Fashion-MNIST's 60,000 training images with
 Adam, lr 1e-3, batch 128: the yardstick through ../shared/bench/train_ref.py
-(a DataLoader over tensors), specc through its CLI with its defaults. Each
-reports images/s of its training loop; this prints both and their ratio.
+(a DataLoader over tensors, fp32), specc through its CLI twice, with its
+default precision (bf16 on CPUs that compute it natively) and in fp32. Each
+reports images/s of its training loop; this prints them and the ratios.
 Machines here are shared and noisy: compare the ratio, not the figures
 across runs, and run it twice before believing a change.
 
@@ -37,13 +38,15 @@ def yardstick(data: str | None, epochs: int) -> float:
     return float(found.group(1))
 
 
-def specc(data: str | None, epochs: int) -> float:
+def specc(data: str | None, epochs: int, precision: str) -> tuple[float, str]:
+    """images/s of specc's training loop, and the precision it trained in."""
     with tempfile.TemporaryDirectory() as out:
         # --val-fraction 0: the same 60,000 training images as the yardstick
         command = [sys.executable, "-m", "specc", "train", str(SPEC), "--epochs", str(epochs), "--val-fraction", "0", "--out", out]
-        _run(command + (["--data", data] if data else []))
+        _run(command + ["--precision", precision] + (["--data", data] if data else []))
         rows = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
-    return rows[-1]["images_per_s"]
+        used = json.loads(Path(out, "config.json").read_text())["precision"]
+    return rows[-1]["images_per_s"], used
 
 
 def _run(command: list[str]) -> str:
@@ -64,10 +67,13 @@ def main() -> None:
         sys.exit(f"the yardstick is not at {YARDSTICK}")
     load = os.getloadavg()[0]
     reference = yardstick(args.data, args.epochs)
-    ours = specc(args.data, args.epochs)
-    print(f"yardstick (train_ref.py): {reference:,.0f} images/s")
-    print(f"specc train:              {ours:,.0f} images/s")
-    print(f"ratio:                    {ours / reference:.2f}x  (load average before: {load:.1f} on {os.cpu_count()} CPUs)")
+    # specc as a user gets it (bf16 where the CPU computes it natively), and in the yardstick's fp32
+    auto, auto_precision = specc(args.data, args.epochs, "auto")
+    fp32, _ = specc(args.data, args.epochs, "fp32")
+    print(f"yardstick (train_ref.py, fp32):   {reference:8,.0f} images/s")
+    print(f"specc train, --precision auto:    {auto:8,.0f} images/s  ({auto_precision})   ratio {auto / reference:.2f}x")
+    print(f"specc train, --precision fp32:    {fp32:8,.0f} images/s  (fp32)   ratio {fp32 / reference:.2f}x")
+    print(f"load average before: {load:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
