@@ -42,12 +42,12 @@ def _row_json(row: Row) -> dict[str, Any]:
     return out
 
 
-def human(n: float) -> str:
-    """1814073344 -> 1.814 G; small numbers stay exact."""
-    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+def human(n: float, unit: str) -> str:
+    """(1814073344, "MACs") -> 1.814 GMACs; small numbers stay exact: 112 MACs."""
+    for size, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= size:
-            return f"{n / size:.3f} {unit}"
-    return f"{n:g}"
+            return f"{n / size:.3f} {prefix}{unit}"
+    return f"{n:g} {unit}"
 
 
 def table(report: Report, depth: int | None = None):
@@ -91,7 +91,7 @@ def totals(report: Report) -> str:
         [
             f"output      {shape_text(report.output_shape)}",
             f"params      {report.total_params:,} ({report.trainable_params:,} trainable, {report.frozen_params:,} frozen)",
-            f"MACs        {report.total_macs:,} ({human(report.total_macs)}MACs, ≈{human(2 * report.total_macs)}FLOPs)",
+            f"MACs        {report.total_macs:,} ({human(report.total_macs, 'MACs')}, ≈{human(2 * report.total_macs, 'FLOPs')})",
             f"memory      {report.param_mb:.2f} MB of parameters, {report.activation_mb:.2f} MB of activations per sample (fp32)",
         ]
     )

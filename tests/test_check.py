@@ -225,6 +225,8 @@ def test_totals_line():
     text = views.totals(specc.load(ROOT / "specs/resnet50.cnn").check())
     assert "25,557,032 (25,557,032 trainable, 0 frozen)" in text
     assert "4,089,238,376 (4.089 GMACs, ≈8.178 GFLOPs)" in text
+    small = views.totals(specc.loads("input 1x4x4\nconv K=4 F=3\n").check())
+    assert "MACs        160 (160 MACs, ≈320 FLOPs)" in small
 
 
 # ---- the Python API ----------------------------------------------------------------------
