@@ -369,6 +369,9 @@ class Expander:
         """One instance of a statement, named `name` in the current scope."""
         self._budget(st)
         word = st.name.text
+        if word in KEYWORDS and word not in self.blocks:
+            self._misplaced_header(st, ctx)
+            return None
         if st.body is not None:
             return self.group(st, items, ctx, name)
         if word in self.blocks:
@@ -385,6 +388,18 @@ class Expander:
             return None
         self._unknown_word(st, ctx)
         return None
+
+    def _misplaced_header(self, st: ast.Statement, ctx: Context) -> None:
+        """`input`, `network`, `init`, `train` or `block` inside braces: the grammar reads them only at the top."""
+        word = st.name.text
+        if word == "block":
+            message = "a block is defined at the top level of the file, not inside braces"
+            hint = "move the definition out of the group, and call the block here by name, e.g. basic(64)"
+        else:
+            line = self.source.line_text(st.span.line).split("#", 1)[0].strip()
+            message = f"'{word}' belongs at the top of the file, not inside braces"
+            hint = f"move `{line}` above the layers, outside every group and block"
+        self.error(message, st.name.span, hint, ctx.calls)
 
     def _unknown_block(self, st: ast.Statement, ctx: Context) -> None:
         word = st.name.text
