@@ -188,6 +188,8 @@ class Expander:
                 continue
             self.blocks[name] = block
             self._check_params(block)
+        # `blok b(K) {` is reported once, as a misspelt keyword; its calls are not unknown blocks as well
+        self.misspelt = {st.items[0].value.name for st in spec.body if _misspelt_block(st)}
 
     def _check_params(self, block: ast.BlockDef) -> None:
         """A block's parameter list, as Python checks a function's: each name once."""
@@ -411,6 +413,8 @@ class Expander:
                 ctx.calls,
             )
             return
+        if word in self.misspelt:
+            return
         hint = did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`"
         self.error(f"unknown block '{word}'", st.name.span, hint, ctx.calls)
 
@@ -432,6 +436,9 @@ class Expander:
 
     def group(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         word = st.name.text
+        if _misspelt_block(st):
+            self.error(f"unknown keyword '{word}'", st.name.span, "did you mean 'block'?", ctx.calls)
+            return None
         if word not in GROUP_FIELDS:
             self.error(
                 f"'{word}' cannot have a body",
@@ -687,6 +694,14 @@ def _text(value: Any) -> str:
 def _position(d: Diagnostic) -> tuple[int, int]:
     """File order; errors about the whole file first."""
     return (d.span.line, d.span.column) if d.span else (0, 0)
+
+
+def _misspelt_block(st: ast.Statement) -> bool:
+    """`blok b(K) {`: a word like `block`, then a name, then a body."""
+    word = st.name.text
+    if st.body is None or word in GROUP_FIELDS or word == "block" or not st.items or st.items[0].key is not None:
+        return False
+    return isinstance(st.items[0].value, ast.Ref) and did_you_mean(word, ["block"]) is not None
 
 
 def _is_word(arg: ast.Arg, word: str) -> bool:
