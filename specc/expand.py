@@ -489,6 +489,9 @@ class Expander:
         if _is_word(first, "x") and len(items) > 1 and isinstance(items[1].value, ast.Num):
             self.error("a repeat count is written without a space", first.span.until(items[1].span), f"write x{items[1].value.value}")
             return
+        if isinstance(first.value, ast.Ref) and first.key is None and did_you_mean(first.value.name, ["freeze"]):
+            self.error(f"a block call does not take '{first.value.name}' here", first.span, "did you mean 'freeze'?", ctx.calls)
+            return
         self.error(
             "a block call takes its arguments inside the parentheses",
             first.span,
@@ -617,7 +620,7 @@ class Expander:
         names = [f.name for f in fields]
         hint = f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
         if value.word:
-            hint = did_you_mean(str(value.value), [c for f in fields for c in f.choices] + names) or hint
+            hint = did_you_mean(str(value.value), [c for f in fields for c in f.choices] + names + ["freeze"]) or hint
         self.error(f"{what} does not take '{_text(value.value)}' here", value.span, hint, ctx.calls)
         return None
 
