@@ -641,8 +641,10 @@ class Expander:
         if fld.type == "word" or value.word or isinstance(v, str):
             expected = {"int": "a whole number", "number": "a number"}.get(fld.type, fld.help)
             hint = f"{fld.name}: {fld.help}"
-            if value.word and fld.type != "word":
-                hint += f"; '{v}' is not a parameter of " + (f"block '{use.ctx.blocks[-1]}'" if use.ctx.blocks else "any block here")
+            if value.word and fld.type != "word" and use.ctx.blocks:
+                hint += f"; '{v}' is not a parameter of block '{use.ctx.blocks[-1]}'"
+            elif fld.type != "word":
+                hint += f"; write e.g. {fld.name}={_example_value(fld)}"
             return self._bad(f"{what} {fld.name} must be {expected}, got '{_text(v)}'", value, use, hint)
         if fld.type in ("int", "pad") and not isinstance(v, int):
             return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
@@ -687,6 +689,14 @@ def _one_number(what: str, fld: Field, sizes: tuple[int, ...]) -> tuple[str, str
     if len(set(sizes)) == 1:
         return message, f"write {fld.name}={sizes[0]}"
     return message, f"write one number, e.g. {fld.name}={sizes[0]}: the {window} is the same along every axis"
+
+
+def _example_value(fld: Field) -> Any:
+    """A plausible value to show in a hint: K=16, F=3, or the field's default."""
+    common = {"K": 16, "F": 3, "S": 2, "P": 1, "p": 0.5}
+    if fld.name in common:
+        return common[fld.name]
+    return fld.default if isinstance(fld.default, int | float) and not isinstance(fld.default, bool) else 1
 
 
 def _text(value: Any) -> str:

@@ -211,7 +211,7 @@ class Pool(LayerKind):
         Field("global", "bool", False, "pool the whole map to 1×1", positional=True),
         Field("F", "int", None, "window size", minimum=1),
         Field("S", "int", None, "stride (defaults to F)", minimum=1),
-        Field("P", "int", 0, "padding", minimum=0),
+        Field("P", "int", 0, "padding in pixels, at most F/2 (same, valid and full are conv's)", minimum=0),
     )
 
     def infer(self, a, x):
