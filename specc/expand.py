@@ -178,6 +178,7 @@ class Expander:
         self.diagnostics: list[Diagnostic] = []
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
+        self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
         for block in spec.blocks:
             name = block.name.text
             if name in KINDS or name in GROUP_FIELDS:
@@ -192,15 +193,22 @@ class Expander:
         self.misspelt = {st.items[0].value.name for st in spec.body if _misspelt_block(st)}
 
     def _check_params(self, block: ast.BlockDef) -> None:
-        """A block's parameter list, as Python checks a function's: each name once."""
+        """A block's parameter list: each name once, and defaults that use only the parameters before them."""
         seen: dict[str, Span] = {}
-        for param in block.params:
+        order = [p.name.text for p in block.params]
+        for i, param in enumerate(block.params):
             name = param.name.text
             if name in seen:
                 first = [(f"the first '{name}' is declared here", seen[name])]
                 hint = "each parameter needs its own name; remove or rename this one"
                 self.error(f"block '{block.name.text}' has two parameters named '{name}'", param.name.span, hint, first_notes=first)
             seen.setdefault(name, param.name.span)
+            later = next((r for r in _refs(param.default) if r.name in order[i:]), None)
+            if later is not None:
+                self.bad_defaults.add((block.name.text, name))
+                what = f"'{name}' itself" if later.name == name else f"'{later.name}', which comes after it"
+                hint = f"a default may use only the parameters before it, as in block b(K, S=K/2); give {name} a value, e.g. {name}=1"
+                self.error(f"the default of '{name}' cannot refer to {what}", later.span, hint)
 
     def error(self, message: str, span: Span | None, hint: str | None = None, calls=(), first_notes=()) -> None:
         """Record an error; `calls` become notes, innermost first, except one on the error's own line."""
@@ -516,6 +524,9 @@ class Expander:
         for key, param in params.items():
             if key in env:
                 continue
+            if (name, key) in self.bad_defaults:
+                ok = False  # reported once, at the block's definition
+                continue
             if param.default is not None:
                 env[key] = self.evaluate(param.default, env, ctx.calls)
                 continue
@@ -715,6 +726,17 @@ def _misspelt_block(st: ast.Statement) -> bool:
     if st.body is None or word in GROUP_FIELDS or word == "block" or not st.items or st.items[0].key is not None:
         return False
     return isinstance(st.items[0].value, ast.Ref) and did_you_mean(word, ["block"]) is not None
+
+
+def _refs(expr: ast.Expr | None):
+    """Every bare word in an expression."""
+    if isinstance(expr, ast.Ref):
+        yield expr
+    elif isinstance(expr, ast.Neg):
+        yield from _refs(expr.operand)
+    elif isinstance(expr, ast.BinOp):
+        yield from _refs(expr.left)
+        yield from _refs(expr.right)
 
 
 def _is_word(arg: ast.Arg, word: str) -> bool:
