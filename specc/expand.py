@@ -43,6 +43,7 @@ class Value:
     value: Any  # int | float | str
     span: Span
     word: bool = False  # a bare name such as `same`, as opposed to a "string"
+    failed: bool = False  # arithmetic that was reported (1/0): its uses stay silent, so no follow-on errors
 
 
 class Scope:
@@ -287,22 +288,28 @@ class Expander:
             return Value(expr.values, expr.span)
         if isinstance(expr, ast.Ref):
             return env.get(expr.name) or Value(expr.name, expr.span, word=True)
+        failed = Value(None, expr.span, failed=True)
         if isinstance(expr, ast.Neg):
-            inner = self.evaluate(expr.operand, env, calls)
-            return Value(-self._number(inner, "-", calls), expr.span)
+            inner = self._number(self.evaluate(expr.operand, env, calls), "-", calls)
+            return failed if inner is None else Value(-inner, expr.span)
         left, right = self.evaluate(expr.left, env, calls), self.evaluate(expr.right, env, calls)
         a, b = self._number(left, expr.op, calls), self._number(right, expr.op, calls)
+        if a is None or b is None:
+            return failed
         if expr.op == "/" and b == 0:
             self.error("division by zero", expr.span, None, calls)
-            return Value(0, expr.span)
+            return failed
         try:
             result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
         except OverflowError:
             self.error("this number is too large to work with", expr.span, None, calls)
-            return Value(0, expr.span)
+            return failed
         return Value(result, expr.span)
 
-    def _number(self, value: Value, op: str, calls) -> int | float:
+    def _number(self, value: Value, op: str, calls) -> int | float | None:
+        """The number in `value`, or None where it holds none (reported here, unless already reported)."""
+        if value.failed:
+            return None
         if isinstance(value.value, (int, float)) and not value.word:
             return value.value
         self.error(
@@ -311,7 +318,7 @@ class Expander:
             "arithmetic works on numbers and on block parameters that hold numbers",
             calls,
         )
-        return 0
+        return None
 
     # ---- statements -------------------------------------------------------------------
 
@@ -628,6 +635,8 @@ class Expander:
         for fld in fields:
             if fld.positional and fld.name not in args and not fld.choices and fld.type != "bool":
                 return fld
+        if value.failed:
+            return None
         names = [f.name for f in fields]
         hint = f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
         if value.word:
@@ -637,6 +646,8 @@ class Expander:
 
     def _convert(self, what: str, fld: Field, value: Value, use: _Use):
         v = value.value
+        if value.failed:
+            return _BAD
         if isinstance(v, tuple) and fld.type not in ("bool", "word"):
             message, hint = _one_number(what, fld, v)
             return self._bad(message, value, use, hint)
