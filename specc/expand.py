@@ -668,10 +668,10 @@ class Expander:
             elif fld.type != "word":
                 hint += f"; write e.g. {fld.name}={_example_value(fld)}"
             return self._bad(f"{what} {fld.name} must be {expected}, got '{_text(v)}'", value, use, hint)
-        if fld.type in ("int", "pad") and not isinstance(v, int):
-            return self._bad(f"{what} {fld.name} must be a whole number, got {v:g}", value, use)
         if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:
             return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use)
+        if fld.type in ("int", "pad") and not isinstance(v, int):
+            return self._bad(f"{what} {fld.name} must be a whole number, got {_short(v)}", value, use, _whole_hint(fld, v))
         minimum = 0 if fld.type == "pad" else fld.minimum
         if minimum is not None and v < minimum:
             return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, use)
@@ -721,6 +721,14 @@ def _example_value(fld: Field) -> Any:
     return fld.default if isinstance(fld.default, int | float) and not isinstance(fld.default, bool) else 1
 
 
+def _whole_hint(fld: Field, v: float) -> str:
+    """For a finite `v` within MAX_INT. `S=2.0` is not read as 2: a count is written as one."""
+    if v.is_integer():
+        return f"write {fld.name}={int(v)}, without the decimal point"
+    near = [n for n in (math.floor(v), math.ceil(v)) if fld.minimum is None or n >= fld.minimum]
+    return f"{fld.name} takes whole numbers ({fld.help}): e.g. " + " or ".join(f"{fld.name}={n}" for n in near)
+
+
 def _text(value: Any) -> str:
     """A value as the user would write it: shapes as 3x3."""
     return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
@@ -759,7 +767,7 @@ def _example(kind: str) -> str:
 
 
 def _short(v: int | float) -> str:
-    text = f"{v:g}" if isinstance(v, float) else str(v)
+    text = repr(v) if isinstance(v, float) else str(v)  # as written: 2.0, not 2
     return text if len(text) < 24 else f"{text[:10]}…({len(text)} digits)"
 
 
