@@ -126,7 +126,8 @@ _CATALOGUE = [
         "channels x length (1-D), channels x height x width (2-D) or channels x depth x height x width (3-D)",
         ["input 3 32 32\n", "input\n", "input x\n", "input 3x32x\n", "input 3, 32, 32\n"],
     ),
-    ("a network name is one word", "letters, digits and _, as in network my_net", ["network\n", "network my net\n", "network 3\n"]),
+    ("a network name cannot start with a digit", "start it with a letter or _, as in network net2", ["network 2net\n", "network 2.5\n"]),
+    ("a network name is one word", "letters, digits and _, as in network my_net", ["network\n", "network my net\n"]),
     ("an initialisation is one word", "init default, init kaiming or init xavier", ["init\n", "init he normal\n"]),
     (
         "a block definition needs a name and a parameter list",
