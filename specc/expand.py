@@ -180,11 +180,17 @@ class Expander:
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
+        self.shadowing: set[str] = set()  # blocks named like a layer: reported at the definition
         for block in spec.blocks:
             name = block.name.text
             if name in KINDS or name in GROUP_FIELDS:
-                self.error(f"a block cannot be called '{name}': that is a layer", block.name.span, "choose another name")
-            elif name in self.blocks:
+                # not defined at all, so its calls and its own body are not reported again
+                what = "layer" if name in KINDS else "group"
+                hint = f"call the block something else, e.g. {name}_block"
+                self.error(f"a block cannot be called '{name}': that is a {what}", block.name.span, hint)
+                self.shadowing.add(name)
+                continue
+            if name in self.blocks:
                 first = [(f"the first '{name}' is defined here", self.blocks[name].name.span)]
                 self.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", first_notes=first)
                 continue
@@ -420,6 +426,8 @@ class Expander:
 
     def _unknown_block(self, st: ast.Statement, ctx: Context) -> None:
         word = st.name.text
+        if word in self.shadowing:
+            return
         if word in KINDS or word in GROUP_FIELDS:
             self.error(
                 f"'{word}' is a layer, not a block: its arguments are not written in parentheses",
