@@ -140,7 +140,11 @@ _CATALOGUE = [
         "e.g. conv K=16 F=3, basic(64), or input 3x32x32",
         ["relu\n= 3\n", "relu\n, relu\n", "relu\n3\n"],
     ),
-    ("a repeat count goes last on the line", "write e.g. basic(64) x2", ["relu\nrelu x2 K=3\n"]),
+    (
+        "a repeat count goes last on the line; only `freeze` may follow it",
+        "write e.g. basic(64, S=2) x2, or basic(64) x2 freeze",
+        ["relu\nrelu x2 K=3\n", "relu\nconv K=3 x2 F=3\n", "relu\nb(4) x2 S=2\n", "relu\nrelu x2 freeze K=3\n"],
+    ),
 ]
 
 
@@ -252,6 +256,7 @@ _TERMINAL_WORDS = {
     "_NL": "the end of the line",
     "$END": "the end of the file",
     "TRAIN": "train",
+    "FREEZE": "freeze",
     "NETWORK": "network",
     "INPUT": "input",
     "INIT": "init",
@@ -397,9 +402,11 @@ class _ToAst(Transformer):
         return list(children)
 
     def statement(self, children):
-        label, head, *items, repeat, body = children
+        label, head, *items, repeat, freeze, body = children
         name, call_args, head_span = (head.name, head.args, head.span) if isinstance(head, _Call) else (head, None, _tspan(head))
-        last = _tspan(repeat) if repeat else items[-1].span if items else head_span
+        if freeze:  # `x2 freeze` means what `freeze x2` means
+            items.append(ast.Arg.model_construct(span=_tspan(freeze), value=ast.Ref.model_construct(span=_tspan(freeze), name="freeze")))
+        last = _tspan(freeze or repeat) if repeat else items[-1].span if items else head_span
         return ast.Statement.model_construct(
             span=(label.span if label else head_span).until(last),
             label=label,

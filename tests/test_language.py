@@ -205,6 +205,12 @@ def test_freeze_marks_layers_and_everything_in_a_frozen_group():
     assert (report.frozen_params, report.trainable_params) == (16 + 20 + 8, 20)
 
 
+@pytest.mark.parametrize("line", ["b(4) x2 freeze", "b(4) freeze x2"])
+def test_freeze_goes_before_or_after_a_repeat(line):
+    net = specc.loads(HEAD + "block b(K) {\n  conv K=K F=1\n}\n" + line + "\nrelu\n")
+    assert [(row.name, row.frozen) for row in net.check().layers] == [("b1.0.conv1", True), ("b1.1.conv1", True), ("relu1", False)]
+
+
 def test_concat_joins_channels_and_residual_adds():
     spec = "concat {\n  conv K=2 F=1\n  seq {\n    conv K=5 F=3 P=1\n    relu\n  }\n}\nresidual {\n  relu\n}\n"
     assert layers(spec)[-1] == ("relu2", (7, 8, 8))
