@@ -217,8 +217,11 @@ class Expander:
                 hint = f"a default may use only the parameters before it, as in block b(K, S=K/2); give {name} a value, e.g. {name}=1"
                 self.error(f"the default of '{name}' cannot refer to {what}", later.span, hint)
 
-    def error(self, message: str, span: Span | None, hint: str | None = None, calls=(), first_notes=()) -> None:
-        """Record an error; `calls` become notes, innermost first, except one on the error's own line."""
+    def error(self, message: str, span: Span | None, hint: str, calls=(), first_notes=()) -> None:
+        """Record an error; `calls` become notes, innermost first, except one on the error's own line.
+
+        Every error says how to fix it: `hint` is required.
+        """
         if any(d.message == message and d.span == span for d in self.diagnostics):
             return  # the same mistake met again through a repeat or another call of its block
         notes = list(first_notes) + [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
@@ -266,7 +269,7 @@ class Expander:
         settings: dict[str, Any] = {}
         for setting in self.spec.train:
             if setting.key.text in settings:
-                self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span)
+                self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span, "keep one of them")
             value = self.evaluate(setting.value, {})
             if isinstance(value.value, tuple):
                 self.error(f"a train setting takes one value, got {_text(value.value)}", value.span, "write e.g. epochs=10")
@@ -303,12 +306,14 @@ class Expander:
         if a is None or b is None:
             return failed
         if expr.op == "/" and b == 0:
-            self.error("division by zero", expr.span, None, calls)
+            self.error("division by zero", expr.span, "the number after '/' is 0 here; divide by something else", calls)
             return failed
         try:
             result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
         except OverflowError:
-            self.error("this number is too large to work with", expr.span, None, calls)
+            self.error(
+                "this number is too large to work with", expr.span, "sizes are 64-bit integers in torch: is a digit too many?", calls
+            )
             return failed
         return Value(result, expr.span)
 
@@ -357,7 +362,8 @@ class Expander:
             node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self) if self._known(st) else "")
             return [node] if node is not None else []
         if not 1 <= st.repeat <= MAX_NODES:
-            self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, None, ctx.calls)
+            hint = "write a count such as x2; to drop the layer, delete the line"
+            self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, hint, ctx.calls)
             return []
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
             return [n for _ in range(st.repeat) if (n := self.single(st, items, ctx, ctx.scope.take(None, "", self)))]
@@ -476,7 +482,7 @@ class Expander:
         inner = ctx.inside(scope)
         children = self.statements(st.body, inner)
         if not st.body:
-            self.error(f"'{word}' has an empty body", st.name.span, None, ctx.calls)
+            self.error(f"'{word}' has an empty body", st.name.span, _empty_body_hint(word), ctx.calls)
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
         if resolved is not None and word == "residual":
             group.shortcut = resolved[0]["shortcut"]
@@ -533,7 +539,8 @@ class Expander:
                 ok = False
                 continue
             if key in env:
-                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, None, ctx.calls)
+                hint = f"pass {key} once, by position or as {key}=…, not both"
+                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, hint, ctx.calls)
                 ok = False
             env[key] = self.evaluate(arg.value, ctx.env, ctx.calls)
         for key, param in params.items():
@@ -569,7 +576,8 @@ class Expander:
             return None
         if i >= len(order):
             taken = f"{len(order)} argument{'s' * (len(order) != 1)}" + (f" ({', '.join(order)})" if order else "")
-            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, None, ctx.calls)
+            hint = f"call it as {name}({', '.join(_param_text(p) for p in block.params)})"
+            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, hint, ctx.calls)
             return None
         return order[i]
 
@@ -630,7 +638,7 @@ class Expander:
                 )
                 self.error(f"{what} has no argument '{item.key.text}'", item.key.span, hint, ctx.calls)
             elif fld.name in args:
-                self.error(f"{fld.name} is given twice", item.key.span, None, ctx.calls)
+                self.error(f"{fld.name} is given twice", item.key.span, f"give {fld.name} once: remove one of them", ctx.calls)
                 return None
             return fld
         if value.word:
@@ -662,7 +670,8 @@ class Expander:
         if fld.type == "bool":
             if value.word and (v in ("true", "false") or v == fld.name):
                 return v != "false"
-            return self._bad(f"{what} {fld.name} is true or false, got '{_text(v)}'", value, use)
+            hint = (value.word and did_you_mean(str(v), ["true", "false"])) or f"write {fld.name}=true or {fld.name}=false"
+            return self._bad(f"{what} {fld.name} is true or false, got '{_text(v)}'", value, use, hint)
         if fld.type in ("word", "pad") and value.word:
             if v in fld.choices:
                 return v
@@ -677,17 +686,17 @@ class Expander:
                 hint += f"; write e.g. {fld.name}={_example_value(fld)}"
             return self._bad(f"{what} {fld.name} must be {expected}, got '{_text(v)}'", value, use, hint)
         if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:
-            return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use)
+            return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use, _range_hint(fld))
         if fld.type in ("int", "pad") and not isinstance(v, int):
             return self._bad(f"{what} {fld.name} must be a whole number, got {_short(v)}", value, use, _whole_hint(fld, v))
         minimum = 0 if fld.type == "pad" else fld.minimum
         if minimum is not None and v < minimum:
-            return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, use)
+            return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, use, _range_hint(fld))
         if fld.below is not None and v >= fld.below:
-            return self._bad(f"{what} {fld.name} must be below {fld.below:g}, got {v}", value, use)
+            return self._bad(f"{what} {fld.name} must be below {fld.below:g}, got {v}", value, use, _range_hint(fld))
         return v
 
-    def _bad(self, message: str, value: Value, use: _Use, hint: str | None = None):
+    def _bad(self, message: str, value: Value, use: _Use, hint: str):
         """Report a bad argument at its value; where a block call passed it in, also show where it is used."""
         notes = []
         if use.item.value.span != value.span and use.ctx.blocks:
@@ -722,11 +731,12 @@ def _one_number(what: str, fld: Field, sizes: tuple[int, ...]) -> tuple[str, str
 
 
 def _example_value(fld: Field) -> Any:
-    """A plausible value to show in a hint: K=16, F=3, or the field's default."""
-    common = {"K": 16, "F": 3, "S": 2, "P": 1, "p": 0.5}
-    if fld.name in common:
-        return common[fld.name]
-    return fld.default if isinstance(fld.default, int | float) and not isinstance(fld.default, bool) else 1
+    """A plausible value to show in a hint: F=3, P=1, the field's default, or K=16."""
+    if fld.name in ("F", "P"):
+        return {"F": 3, "P": 1}[fld.name]
+    if isinstance(fld.default, int | float) and not isinstance(fld.default, bool):
+        return fld.default
+    return {"K": 16, "S": 2}.get(fld.name, 1)
 
 
 def _whole_hint(fld: Field, v: float) -> str:
@@ -735,6 +745,21 @@ def _whole_hint(fld: Field, v: float) -> str:
         return f"write {fld.name}={int(v)}, without the decimal point"
     near = [n for n in (math.floor(v), math.ceil(v)) if fld.minimum is None or n >= fld.minimum]
     return f"{fld.name} takes whole numbers ({fld.help}): e.g. " + " or ".join(f"{fld.name}={n}" for n in near)
+
+
+def _range_hint(fld: Field) -> str:
+    """What a number field takes, for a value out of its range: `K is the number of filters, e.g. K=16`."""
+    example = f"e.g. {fld.name}={_example_value(fld)}"
+    if fld.below is not None:
+        low = 0 if fld.minimum is None else fld.minimum
+        return f"{fld.name}: {fld.help}, from {low:g} up to (not including) {fld.below:g}; {example}"
+    return f"{fld.name}: {fld.help}; {example}"
+
+
+def _empty_body_hint(word: str) -> str:
+    if word == "concat":
+        return "put the branches inside, one a line: a layer, a block call, or a seq { } of several layers"
+    return f"put at least one layer inside, or remove the `{word}`"
 
 
 def _text(value: Any) -> str:

@@ -29,7 +29,7 @@ class ShapeError(Exception):
     same (fc's K outputs, say), so that the checker can go on and report later mistakes too.
     """
 
-    def __init__(self, message: str, hint: str | None = None, field: str | None = None, recover: Shape | None = None):
+    def __init__(self, message: str, hint: str, field: str | None = None, recover: Shape | None = None):
         super().__init__(message)
         self.message, self.hint, self.field, self.recover = message, hint, field, recover
 
@@ -84,7 +84,7 @@ def _spatial(kind: str, x: Shape) -> tuple[int, ...]:
     if not 2 <= len(x) <= 4:
         raise ShapeError(
             f"{kind} needs a C×L, C×H×W or C×D×H×W input, got {shapes.shape_text(x)}",
-            "flatten and fc belong after the last conv or pool" if len(x) == 1 else None,
+            "flatten and fc belong after the last conv or pool" if len(x) == 1 else "check the `input` line's shape",
         )
     return x[1:]
 
@@ -221,7 +221,11 @@ class Pool(LayerKind):
         if a["F"] is None:
             raise ShapeError("pool needs a window size F, or `global`", "write e.g. `pool max F=2`")
         if a["P"] > a["F"] // 2:
-            raise ShapeError(f"pool padding P={a['P']} must be at most half the window F={a['F']}", field="P")
+            raise ShapeError(
+                f"pool padding P={a['P']} must be at most half the window F={a['F']}",
+                f"PyTorch pads a pool by at most F/2: use P={a['F'] // 2} or less, or a larger F",
+                field="P",
+            )
         s = a["S"] or a["F"]
         out, _, text, warning = _slide("pool", x, a["F"], s, a["P"])
         return Inferred((x[0], *out), window=(a["F"], s), formula=text, warning=warning)
@@ -244,7 +248,7 @@ class BatchNorm(LayerKind):
 
     def infer(self, a, x):
         if len(x) > 4:
-            raise ShapeError(f"batchnorm takes at most 3 spatial axes, got {shapes.shape_text(x)}")
+            raise ShapeError(f"batchnorm takes at most 3 spatial axes, got {shapes.shape_text(x)}", "check the `input` line's shape")
         return Inferred(x, 2 * x[0], 2 * x[0])
 
     def torch(self, a, x):

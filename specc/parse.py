@@ -181,7 +181,9 @@ def _token_type(err: UnexpectedInput) -> str:
 
 def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedEOF) or _token_type(err) == "$END":
-        return _unclosed(text, "{", "}") or Diagnostic("the file ends in the middle of a statement", _eof_span(text))
+        return _unclosed(text, "{", "}") or Diagnostic(
+            "the file ends in the middle of a statement", _eof_span(text), "finish the last statement, or remove it"
+        )
     if isinstance(err, UnexpectedCharacters):
         return _bad_character(err)
     token = err.token
@@ -199,7 +201,8 @@ def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
     if known:
         return Diagnostic(known[0], span, known[1])
     expected = _expected(err.expected)
-    return Diagnostic(f"unexpected {_describe(token)}", span, f"expected {expected}" if expected else None)
+    hint = f"expected {expected}" if expected else "remove it, or compare the line with the README's examples"
+    return Diagnostic(f"unexpected {_describe(token)}", span, hint)
 
 
 def _value_missing(before: str, lineno: int, after_next_word: bool) -> Diagnostic | None:

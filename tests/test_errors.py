@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,19 @@ def test_golden_error(spec: Path, monkeypatch):
     assert "Traceback" not in stderr
     assert code == int(directive(spec, "exit") or EXIT_BAD_SPEC)
     assert stderr == golden.read_text(encoding="utf-8")
+
+
+def test_every_diagnostic_in_a_golden_has_a_hint():
+    """Issue 2: each error and warning says how to fix it, not only what is wrong."""
+    head = re.compile(r"^\S.*?: (error|warning): ", re.MULTILINE)
+    missing = []
+    for golden in sorted(ERRORS.glob("*.err")):
+        text = golden.read_text(encoding="utf-8")
+        starts = [m.start() for m in head.finditer(text)] + [len(text)]
+        for start, end in pairwise(starts):
+            if "\n  hint: " not in text[start:end]:
+                missing.append(f"{golden.name}: {text[start:end].splitlines()[0]}")
+    assert not missing, "\n".join(missing)
 
 
 def test_every_golden_has_a_spec():

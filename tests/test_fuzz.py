@@ -102,6 +102,7 @@ def check_text(text: str, strict: bool = False) -> None:
         rendered = err.render()  # drawing the message must not crash either
         assert "error" in rendered
         lines = text.split("\n")
+        assert all(diag.hint for diag in err.diagnostics), err.diagnostics  # every error says how to fix it
         for diag in err.diagnostics:  # and every caret lands in the text, or just after a line's end
             for span in [diag.span, *(where for _, where in diag.notes)]:
                 if span is not None:
