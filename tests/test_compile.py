@@ -107,7 +107,14 @@ def test_lecture_sequential_gives_identical_outputs():
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_generated_file_stands_alone(path: Path, tmp_path: Path):
     """model.py imports in a fresh interpreter, passes ruff, and computes what to_torch() computes."""
-    net = specc.load(path)
+    _assert_standalone_file_agrees(specc.load(path), tmp_path, mode="eval")
+
+
+def _assert_standalone_file_agrees(net: specc.Net, tmp_path: Path, mode: str) -> None:
+    """Write net's model.py, lint it, and run it in a fresh interpreter in `mode` ("eval" or "train").
+
+    In train mode the state dict after the forward pass (running statistics) must agree too.
+    """
     source = net.to_source()
     (tmp_path / "model.py").write_text(source)
     assert "specc" not in source.split('"""', 2)[2], "the generated file must not depend on specc"
@@ -115,18 +122,21 @@ def test_generated_file_stands_alone(path: Path, tmp_path: Path):
     ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "model.py"], cwd=tmp_path, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
 
-    model = net.to_torch().eval()
+    model = getattr(net.to_torch(), mode)()
     torch.manual_seed(1)
     batch = torch.randn(2, *net.input_shape)
-    torch.save({"state": model.state_dict(), "batch": batch, "out": model(batch).detach()}, tmp_path / "expected.pt")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    out = model(batch).detach()
+    torch.save({"state": state, "batch": batch, "out": out, "after": model.state_dict()}, tmp_path / "expected.pt")
     script = (
         "import torch, model\n"
         "classes = [v for v in vars(model).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)]\n"
         "m = [c for c in classes if c.__module__ == 'model'][-1]()\n"
         "e = torch.load('expected.pt')\n"
         "m.load_state_dict(e['state'])\n"
-        "m.eval()\n"
+        f"m.{mode}()\n"
         "assert torch.equal(m(e['batch']), e['out'])\n"
+        "assert all(torch.equal(v, e['after'][k]) for k, v in m.state_dict().items())\n"
         "print('same')\n"
     )
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
@@ -241,3 +251,84 @@ def test_a_class_name_that_would_break_the_file_is_refused(name: str, why: str, 
     assert f"error: the class name '{name}' " in result.stderr and why in result.stderr and "hint:" in result.stderr
     assert not out.exists()
     assert "class MyNet(nn.Module):" in specc.loads(spec.read_text()).to_source("MyNet")
+
+
+# ---- freeze and batchnorm ---------------------------------------------------------------------
+
+FROZEN_NORMS = """
+network tune
+input 3x8x8
+stem: conv K=4 F=3 P=1 freeze
+bn: batchnorm freeze
+relu
+layer1: seq freeze {
+    residual shortcut=project {
+        conv K=8 F=3 S=2 P=1
+        batchnorm
+    }
+}
+conv K=8 F=3 P=1
+batchnorm
+relu
+pool avg global
+flatten
+fc 3
+"""
+FROZEN = ["bn", "layer1.0.bn1", "layer1.0.shortcut1.1"]
+
+
+def _statistics(norm: nn.Module) -> list[torch.Tensor]:
+    return [norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone()]
+
+
+def test_a_frozen_batchnorm_keeps_its_running_statistics_in_train_mode():
+    """As Keras does with a non-trainable BatchNormalization: fine-tuning must not shift what was learnt."""
+    model = specc.loads(FROZEN_NORMS, "tune.cnn").to_torch()
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert sorted(norms) == sorted([*FROZEN, "bn1"])
+    for norm in norms.values():  # statistics that differ from the batch's, so a batch-normalised output would differ
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 1.5)
+    before = {name: _statistics(norm) for name, norm in norms.items()}
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def keep(name):
+        def hook(module, args, output):
+            seen[name] = (args[0].detach().clone(), output.detach().clone())  # a ReLU after it works in place
+
+        return hook
+
+    for name in FROZEN:
+        norms[name].register_forward_hook(keep(name))
+
+    model.train()
+    assert model.training and norms["bn1"].training
+    model(torch.randn(4, 3, 8, 8))
+
+    for name in FROZEN:
+        assert not norms[name].training, name
+        assert all(torch.equal(a, b) for a, b in zip(before[name], _statistics(norms[name]), strict=True)), name
+        x, out = seen[name]
+        with torch.no_grad():
+            in_eval_mode = nn.functional.batch_norm(x, before[name][0], before[name][1], norms[name].weight, norms[name].bias)
+        assert torch.equal(out, in_eval_mode), name
+    assert not torch.equal(before["bn1"][0], norms["bn1"].running_mean)
+    assert not torch.equal(before["bn1"][1], norms["bn1"].running_var)
+    assert norms["bn1"].num_batches_tracked.item() == 1
+    model.eval()
+    assert not any(m.training for m in model.modules())
+
+
+def test_a_frozen_batchnorm_starts_in_eval_mode():
+    model = specc.loads(FROZEN_NORMS, "tune.cnn").to_torch()
+    assert model.training and model.bn1.training
+    assert not model.bn.training
+
+
+def test_the_generated_file_keeps_frozen_batchnorms_in_train_mode_too(tmp_path: Path):
+    _assert_standalone_file_agrees(specc.loads(FROZEN_NORMS, "tune.cnn"), tmp_path, mode="train")
+
+
+def test_no_train_method_without_a_frozen_batchnorm():
+    source = specc.loads(FROZEN_NORMS.replace("bn: batchnorm freeze", "bn: batchnorm").replace("seq freeze", "seq"), "t.cnn").to_source()
+    assert "def train" not in source and "self.train()" not in source

@@ -98,6 +98,7 @@ class _Writer:
         self.init_lines: list[str] = []
         self.forward_lines: list[str] = []
         self.frozen: list[str] = []
+        self.frozen_norms: list[str] = []
         self.containers: set[tuple[str, ...]] = set()
         self.helpers: set[str] = set()
         self.uses_pad = False
@@ -130,6 +131,8 @@ class _Writer:
         self.init_lines.append(f"{self.access(layer)} = {expr}  # {shape_text(layer.out_shape)}, line {layer.line}")
         if layer.frozen:
             self.frozen.append(f"{self.access(layer)}.requires_grad_(False)")
+            if layer.kind.name == "batchnorm":
+                self.frozen_norms.append(f"{self.access(layer)}.eval()")
 
     # ---- forward ---------------------------------------------------------------------------
 
@@ -186,6 +189,23 @@ class _Writer:
         self.forward_lines.append(f"{dst} = torch.cat([{', '.join(outs)}], dim=1)")
         return True
 
+    def train_method(self) -> list[str]:
+        """`train()` that leaves frozen batchnorms in eval mode, or nothing where there are none.
+
+        requires_grad=False alone would still let a batchnorm in train mode update its running
+        statistics and normalise by the batch's: not what fine-tuning with a frozen one expects.
+        """
+        if not self.frozen_norms:
+            return []
+        return [
+            "",
+            "    def train(self, mode=True):",
+            "        # Frozen batchnorms keep their running mean and variance: they stay in eval mode while the rest trains.",
+            "        super().train(mode)",
+            *(f"        {line}" for line in self.frozen_norms),
+            "        return self",
+        ]
+
     # ---- the file ----------------------------------------------------------------------------
 
     def assemble(self) -> str:
@@ -212,6 +232,9 @@ class _Writer:
         if net.init in _INIT_FUNCTIONS:
             out.append("        init_weights(self)")
         out += [f"        {line}" for line in self.frozen]
+        if self.frozen_norms:
+            out.append("        self.train()  # so that frozen batchnorms start in eval mode too")
+        out += self.train_method()
         out += ["", "    def forward(self, x):"]
         out += [f"        {line}" for line in self.forward_lines]
         out += [
