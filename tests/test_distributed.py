@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from specc.errors import UsageError
+from specc.runners.distributed import pick_device
 from specc.runners.train import epoch_order, preflight, train
 
 from .test_train import TINY, assert_same_weights, make_npz, quick, weights, write_spec
@@ -98,3 +99,12 @@ def test_the_shards_of_an_epoch_are_disjoint_and_equal():
     shards = [epoch_order(100, torch.Generator().manual_seed(7), rank, 3, 33) for rank in range(3)]
     assert all(len(shard) == 33 for shard in shards)
     assert len(set(torch.cat(shards).tolist())) == 99
+
+
+def test_auto_takes_the_gpus_only_where_every_process_gets_one_of_its_own(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("auto", 0, 1) == torch.device("cuda", 0)
+    assert pick_device("auto", 1, 2) == torch.device("cpu")  # NCCL refuses two processes on one GPU
+    with pytest.raises(UsageError, match="2 processes on this machine but 1 GPU; each process needs a GPU of its own"):
+        pick_device("cuda", 1, 2)

@@ -72,7 +72,7 @@ def start(device: str) -> Session:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
-    chosen = pick_device(device, local_rank)
+    chosen = pick_device(device, local_rank, local_world)
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     else:
@@ -85,16 +85,26 @@ def start(device: str) -> Session:
     return session
 
 
-def pick_device(choice: str, local_rank: int = 0) -> torch.device:
-    """`auto` is the GPU where there is one; asking for one that is absent is an error, not a quiet fallback."""
-    has_cuda = torch.cuda.is_available()
+def pick_device(choice: str, local_rank: int = 0, local_world: int = 1) -> torch.device:
+    """The device of local process `local_rank` of `local_world` on this machine.
+
+    `auto` is a GPU where there is one for every process (NCCL refuses two processes on one GPU),
+    else the CPU; asking for a device that is absent is an error, not a quiet fallback.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if choice == "auto":
-        choice = "cuda" if has_cuda else "mps" if has_mps else "cpu"
+        choice = "cuda" if gpus >= local_world else "mps" if has_mps and local_world == 1 else "cpu"
     if choice == "cuda":
-        if not has_cuda:
+        if not gpus:
             raise UsageError("--device cuda: this machine has no CUDA GPU that torch can use", hint="use --device cpu (or auto)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if gpus < local_world:
+            raise UsageError(
+                f"--device cuda: {local_world} processes on this machine but {gpus} GPU{'s' if gpus > 1 else ''}; "
+                "each process needs a GPU of its own",
+                hint=f"use --nproc {gpus} (torchrun --nproc-per-node {gpus}), or --device cpu",
+            )
+        return torch.device("cuda", local_rank)
     if choice == "mps" and not has_mps:
         raise UsageError("--device mps: this machine has no Apple GPU that torch can use", hint="use --device cpu (or auto)")
     return torch.device(choice)

@@ -57,7 +57,7 @@ from ..api import Net, load
 from ..errors import EXIT_FAILURE, InputFileError, SpeccError, UsageError
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
-from .distributed import Session, start
+from .distributed import Session, pick_device, start
 from .evaluate import Evaluation, Normalise, check_classifier, evaluate, logits_model, summarise
 from .plots import write_curves
 
@@ -121,6 +121,7 @@ def train(
 def preflight(spec: str | Path | None, flags: dict[str, Any], resume: str | Path | None, world_size: int) -> None:
     """Meet the mistakes every process of a distributed run would meet, once, before torchrun starts them."""
     net, config = _spec_and_config(spec, flags, resume, world_size)
+    pick_device(config.device, local_world=world_size)
     _open_data(net, config)
 
 
