@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from .check import Report, check
+from . import ast
+from .check import Report, check, with_shape_errors
 from .errors import InputFileError, Source, SpeccError
-from .expand import expand
+from .expand import ExpansionError, expand
 from .ir import Network
 from .parse import parse
 
@@ -70,7 +71,15 @@ class Net:
 
 def loads(text: str, path: str = "<string>") -> Net:
     source = Source(text, path)
-    return Net(expand(parse(text, path), source), source)
+    return Net(_expand(parse(text, path), source), source)
+
+
+def _expand(spec: ast.Spec, source: Source) -> Network:
+    try:
+        return expand(spec, source)
+    except ExpansionError as err:
+        # What did expand is shape-checked too, so that independent mistakes are reported in one run.
+        raise SpeccError(diagnostics=with_shape_errors(err.diagnostics, err.network), source=source) from None
 
 
 def load(path: str | Path) -> Net:

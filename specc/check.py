@@ -5,7 +5,8 @@ imported. A layer that cannot take its input is reported, and the check goes
 on with the shape the layer would give all the same where there is one (fc's
 K outputs, a residual's body), so that independent mistakes further on are
 reported in the same run. Where there is none (a filter larger than its
-input) the output is unknown and the layers after it are not checked.
+input, a statement the expander could not build) the output is unknown and
+the layers after it are not checked.
 """
 
 from __future__ import annotations
@@ -103,6 +104,19 @@ def check(network: Network, source: Source, strict: bool = False) -> Report:
     return Report(network.name, network.input_shape, flow.shape, rows, warnings)
 
 
+def with_shape_errors(diagnostics: list[Diagnostic], network: Network | None) -> list[Diagnostic]:
+    """Expansion's `diagnostics` and the shape errors of the `network` it built in part, in file order.
+
+    Where a statement failed to expand, its output is unknown and nothing after it is checked,
+    so every shape error added here stands on its own, not on the mistake already reported.
+    """
+    if network is None:
+        return diagnostics
+    checker = _Checker()
+    checker.sequence(network.body, Flow(network.input_shape))
+    return sorted(diagnostics + [d for d in checker.diagnostics if d.is_error], key=_position)
+
+
 def _position(d: Diagnostic) -> tuple[int, int]:
     return (d.span.line, d.span.column) if d.span else (0, 0)
 
@@ -140,7 +154,9 @@ class _Checker:
 
     def group(self, group: Group, flow: Flow) -> Flow:
         group.in_shape = flow.shape
-        if group.kind == "residual":
+        if group.failed:
+            out = self.inside_failed(group, flow)
+        elif group.kind == "residual":
             out = self.residual(group, flow)
         elif group.kind == "concat":
             out = self.concat(group, flow)
@@ -148,6 +164,14 @@ class _Checker:
             out = self.sequence(group.children, flow)
         group.out_shape, group.receptive_field = out.shape, out.rf
         return out
+
+    def inside_failed(self, group: Group, flow: Flow) -> Flow:
+        """A group the expander reported (`residual shortcut=projct`): its layers, not how they join."""
+        if group.kind == "concat":
+            self.branches(group, flow)
+        else:
+            self.sequence(group.children, flow)
+        return Flow(None)
 
     def residual(self, group: Group, flow: Flow) -> Flow:
         body = self.sequence(group.children, flow)
@@ -189,8 +213,11 @@ class _Checker:
             return Flow(None)
         return Flow(body.shape, max(body.rf, out.rf), body.jump)
 
+    def branches(self, group: Group, flow: Flow) -> list[Flow]:
+        return [self.layer(child, flow) if isinstance(child, Layer) else self.group(child, flow) for child in group.children]
+
     def concat(self, group: Group, flow: Flow) -> Flow:
-        outs = [self.layer(child, flow) if isinstance(child, Layer) else self.group(child, flow) for child in group.children]
+        outs = self.branches(group, flow)
         if flow.shape is None or any(o.shape is None for o in outs):
             return Flow(None)
         first = outs[0].shape

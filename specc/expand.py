@@ -101,6 +101,15 @@ class Context:
         )
 
 
+class ExpansionError(SpeccError):
+    """Expansion's errors, with the network as far as it could be built (None where nothing can be
+    trusted: a bad input shape, a spec cut short), so that its shapes can be checked all the same."""
+
+    def __init__(self, diagnostics: list[Diagnostic], source: Source, network: Network | None):
+        super().__init__(diagnostics=diagnostics, source=source)
+        self.network = network
+
+
 class _StopExpanding(Exception):  # noqa: N818 - a signal, not an error
     """Expansion stops: the spec grows past MAX_NODES or MAX_ERRORS."""
 
@@ -181,6 +190,8 @@ class Expander:
         self.blocks: dict[str, ast.BlockDef] = {}
         self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
         self.shadowing: set[str] = set()  # blocks named like a layer: reported at the definition
+        self.broken: set[str] = set()  # blocks whose definition is in doubt: what their calls give is unknown
+        self.checkable = True  # False where an error leaves nothing to shape-check against
         for block in spec.blocks:
             name = block.name.text
             if name in KINDS or name in GROUP_FIELDS:
@@ -193,6 +204,7 @@ class Expander:
             if name in self.blocks:
                 first = [(f"the first '{name}' is defined here", self.blocks[name].name.span)]
                 self.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", first_notes=first)
+                self.broken.add(name)  # either definition may be the one meant
                 continue
             self.blocks[name] = block
             self._check_params(block)
@@ -209,6 +221,7 @@ class Expander:
                 first = [(f"the first '{name}' is declared here", seen[name])]
                 hint = "each parameter needs its own name; remove or rename this one"
                 self.error(f"block '{block.name.text}' has two parameters named '{name}'", param.name.span, hint, first_notes=first)
+                self.broken.add(block.name.text)
             seen.setdefault(name, param.name.span)
             later = next((r for r in _refs(param.default) if r.name in order[i:]), None)
             if later is not None:
@@ -232,9 +245,9 @@ class Expander:
         try:
             body = self.statements(self.spec.body, Context(Scope(())))
         except _StopExpanding:
-            body = []
+            body, self.checkable = [], False
         except RecursionError:
-            body = []
+            body, self.checkable = [], False
             self.error("the spec nests too deeply to expand", Span(1, 1, 1, 2), "use blocks instead of deep nesting")
         if not self.spec.body:
             self.error("the spec has no layers", None, "add layers after the `input` line, one per line")
@@ -248,15 +261,18 @@ class Expander:
             source_path=self.source.path,
         )
         if any(d.is_error for d in self.diagnostics):
-            raise SpeccError(diagnostics=sorted(self.diagnostics, key=_position), source=self.source)
+            partial = network if self.checkable else None
+            raise ExpansionError(sorted(self.diagnostics, key=_position), self.source, partial)
         return network
 
     def _input_shape(self) -> tuple[int, ...]:
         shape, span = self.spec.input_shape, self.spec.input_span
         if shape is None:
             self.error("the spec has no `input` line", None, "add e.g. `input 3x32x32` (channels x height x width) before the layers")
+            self.checkable = False
             return (1, 1, 1)
         if len(shape) > 4 or 0 in shape or max(shape) > MAX_INT:
+            self.checkable = False
             self.error(
                 f"input {'x'.join(map(str, shape))} is not a shape specc can take",
                 span,
@@ -355,7 +371,7 @@ class Expander:
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
         if self._glued_repeat(st, ctx):
-            return []
+            return [self.unknown(st, ctx)]
         items, frozen = self._flags(st.items, ctx)
         ctx = ctx.inside(frozen=ctx.frozen or frozen)
         if st.repeat is None:
@@ -364,13 +380,13 @@ class Expander:
         if not 1 <= st.repeat <= MAX_NODES:
             hint = "write a count such as x2; to drop the layer, delete the line"
             self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, hint, ctx.calls)
-            return []
+            return [self.unknown(st, ctx)]
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
-            return [n for _ in range(st.repeat) if (n := self.single(st, items, ctx, ctx.scope.take(None, "", self)))]
+            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(st.repeat)]
         name = ctx.scope.take(st.label, self._base(st), self)
         scope = Scope(ctx.scope.path + (name,), numbered=True)
         inner = ctx.inside(scope)
-        children = [n for _ in range(st.repeat) if (n := self.single(st, items, inner, scope.take(None, "", self)))]
+        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(st.repeat)]
         return [Group("repeat", f"x{st.repeat}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
 
     def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
@@ -394,8 +410,16 @@ class Expander:
     def _known(self, st: ast.Statement) -> bool:
         return st.name.text in KINDS or st.name.text in self.blocks or st.name.text in GROUP_FIELDS
 
-    def single(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Node | None:
-        """One instance of a statement, named `name` in the current scope."""
+    def single(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Node:
+        """One instance of a statement, named `name` in the current scope; `unknown` where it fails."""
+        node = self._single(st, items, ctx, name)
+        return node if node is not None else self.unknown(st, ctx)
+
+    def unknown(self, st: ast.Statement, ctx: Context) -> Group:
+        """Stands where a statement could not be expanded (already reported): its output shape is unknown."""
+        return Group("unknown", "?", ctx.scope.path, [], st.name.span, st.span.line, ctx.frozen, list(ctx.calls), scoped=False, failed=True)
+
+    def _single(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Node | None:
         self._budget(st)
         word = st.name.text
         if word in KEYWORDS and word not in self.blocks:
@@ -484,6 +508,7 @@ class Expander:
         if not st.body:
             self.error(f"'{word}' has an empty body", st.name.span, _empty_body_hint(word), ctx.calls)
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
+        group.failed = resolved is None or not st.body  # `residual shortcut=projct`: how the body joins is unknown
         if resolved is not None and word == "residual":
             group.shortcut = resolved[0]["shortcut"]
             if group.shortcut != "identity":
@@ -501,7 +526,8 @@ class Expander:
             )
             return None
         args = st.call_args if st.call_args is not None else items
-        if st.call_args is not None and items:
+        stray = st.call_args is not None and bool(items)
+        if stray:
             self._stray_items(items, ctx)
         env = self.bind(block, args, ctx, st.name.span)
         if env is None:
@@ -511,6 +537,8 @@ class Expander:
         calls = ctx.calls + [(f"in block '{block.name.text}', called here", st.name.span)]
         inner = ctx.inside(scope, env=env, calls=calls, blocks=ctx.blocks + (block.name.text,))
         children = self.statements(block.body, inner)
+        if stray or block.name.text in self.broken:
+            return None  # expanded for the errors inside; the arguments meant, or the definition, are in doubt
         return Group("block", title, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))
 
     def _stray_items(self, items: list[ast.Arg], ctx: Context) -> None:

@@ -86,7 +86,7 @@ class Layer:
 
 @dataclass
 class Group:
-    kind: str  # block | repeat | seq | residual | concat
+    kind: str  # block | repeat | seq | residual | concat | unknown (a statement that did not expand)
     title: str  # what the table shows: "basic(64)", "residual", "x2"
     path: tuple[str, ...]  # its namespace, or the enclosing one where it opens none
     children: list[Node]
@@ -97,6 +97,9 @@ class Group:
     scoped: bool = True  # opens a namespace of its own
     shortcut: str = "identity"  # residual only: identity | project | auto
     shortcut_name: str = ""  # residual only: the namespace a projection lives in
+    # The expander reported an error here, so what comes out is unknown: the checker checks the
+    # layers inside (their input is known) but nothing after, so no error follows from the first.
+    failed: bool = False
     # filled in by the checker
     shortcut_layers: list[Layer] = field(default_factory=list)
     in_shape: Shape | None = None

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import specc
 from specc.cli import main
-from specc.errors import EXIT_BAD_SPEC
+from specc.errors import EXIT_BAD_SPEC, SpeccError
 
 ERRORS = Path(__file__).parent / "errors"
 CASES = sorted(ERRORS.glob("*.cnn"))
@@ -83,3 +84,42 @@ def test_a_missing_spec_file_is_a_bad_input_not_a_traceback(tmp_path, monkeypatc
     result = CliRunner().invoke(main, ["check", "nowhere.cnn"])
     assert result.exit_code == EXIT_BAD_SPEC
     assert "no such spec file: nowhere.cnn" in result.stderr
+
+
+# ---- several stages: what one run reports, and what it holds back -----------------------------
+
+
+def messages(text: str) -> list[str]:
+    """`line: message` of every error that loading and checking `text` reports."""
+    with pytest.raises(SpeccError) as caught:
+        specc.loads(text, "t.cnn").check()
+    return [f"{d.span.line if d.span else 0}: {d.message}" for d in caught.value.diagnostics]
+
+
+def test_an_expansion_error_and_an_independent_shape_error_are_both_reported():
+    text = "network t\ninput 3x8x8\nconv K=4 F=3\nfc 10\ncnov K=8\n"
+    assert messages(text) == ["4: fc needs a flat input, got 4×6×6", "5: unknown layer 'cnov'"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # no input to check against
+        ("network t\nconv K=4 F=3\nfc 10\n", ["0: the spec has no `input` line"]),
+        ("network t\ninput 3x0x8\nfc 10\n", ["2: input 3x0x8 is not a shape specc can take"]),
+        # which of two definitions is meant is unknown, so what a call gives is too
+        (
+            "network t\ninput 3x8x8\nblock b(K) {\n    conv K=K F=3\n}\nblock b(K) {\n    conv K=K F=3 P=1\n}\nb(8)\nfc 10\n",
+            ["6: a block named 'b' is defined twice"],
+        ),
+        # words after a block call's parentheses may have been meant as its arguments
+        (
+            "network t\ninput 3x8x8\nblock b(K, S=1) {\n    conv K=K F=3 S=S\n}\nb(8) S=2\nfc 10\n",
+            ["6: a block call takes its arguments inside the parentheses"],
+        ),
+        # a repeat count that is not one
+        ("network t\ninput 3x8x8\nconv K=4 F=3 x0\nfc 10\n", ["3: a repeat count must be between 1 and 100,000"]),
+    ],
+)
+def test_no_shape_error_follows_from_an_expansion_error(text: str, expected: list[str]):
+    assert messages(text) == expected
