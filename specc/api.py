@@ -13,9 +13,9 @@ from pathlib import Path
 from . import ast
 from .check import Report, check, with_shape_errors
 from .errors import InputFileError, Source, SpeccError
-from .expand import ExpansionError, expand
+from .expand import ExpansionError, expand, with_argument_errors
 from .ir import Network
-from .parse import parse
+from .parse import ParseError, parse
 
 
 class Net:
@@ -71,7 +71,18 @@ class Net:
 
 def loads(text: str, path: str = "<string>") -> Net:
     source = Source(text, path)
-    return Net(_expand(parse(text, path), source), source)
+    return Net(_expand(_parse(source), source), source)
+
+
+def _parse(source: Source) -> ast.Spec:
+    try:
+        return parse(source.text, source.path)
+    except ParseError as err:
+        if err.recovered is None:
+            raise
+        # Expansion waits for the syntax to be right, but a wrong argument on another line is a mistake of its own.
+        errors = with_argument_errors(err.diagnostics, err.recovered, source, err.intact_before)
+        raise SpeccError(diagnostics=errors, source=source) from None
 
 
 def _expand(spec: ast.Spec, source: Source) -> Network:

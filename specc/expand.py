@@ -118,6 +118,22 @@ def expand(spec: ast.Spec, source: Source) -> Network:
     return Expander(spec, source).run()
 
 
+def with_argument_errors(diagnostics: list[Diagnostic], recovered: ast.Spec, source: Source, before: float) -> list[Diagnostic]:
+    """Syntax errors (`diagnostics`) and the argument errors of layers and groups outside blocks, in file order.
+
+    `recovered` is the spec as read without the lines that failed to parse. An argument's mistake
+    depends on its own line alone, unless the line sits in a block (its words may be parameters):
+    so only lines known to be outside every block, those before line `before`, are looked at.
+    """
+    expander = Expander(recovered, source)
+    expander.diagnostics = []  # the definitions' own errors may be echoes of the lines that failed
+    try:
+        expander.argument_errors(recovered.body, Context(Scope(())), before)
+    except RecursionError:
+        pass  # nested too deeply to look into: the syntax errors are enough
+    return sorted(diagnostics + expander.diagnostics, key=_position)
+
+
 # What users of other frameworks write, and what specc calls it.
 SYNONYMS = {
     "conv2d": "conv",
@@ -354,6 +370,18 @@ class Expander:
         for statement in statements:
             nodes.extend(self.statement(statement, ctx))
         return nodes
+
+    def argument_errors(self, statements: list[ast.Statement], ctx: Context, before: float) -> None:
+        """Check the arguments of these layers and groups, and of those inside them, on lines before `before`."""
+        for st in statements:
+            if st.span.line >= before or self._glued_repeat(st, ctx):
+                continue
+            word, items = st.name.text, self._flags(st.items, ctx)[0]
+            if word in KINDS and st.body is None and st.call_args is None:
+                self.arguments(word, KINDS[word].fields, items, ctx, st.name.span)
+            elif word in GROUP_FIELDS and st.body is not None:
+                self.arguments(word, GROUP_FIELDS[word], items, ctx, st.name.span)
+                self.argument_errors(st.body, ctx, before)
 
     def _budget(self, st: ast.Statement) -> None:
         """Stop expanding after too many errors, or where repeats and blocks multiply without bound."""

@@ -15,6 +15,7 @@ again, so that several independent mistakes are reported in one go.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +27,16 @@ from . import ast
 from .errors import Diagnostic, Source, Span, SpeccError
 
 MAX_SYNTAX_ERRORS = 20
+
+
+class ParseError(SpeccError):
+    """Syntax errors, with the spec as read once the failing lines were blanked (`recovered`; None
+    where no blanking made it parse). Its statements that start before line `intact_before` are
+    where the user put them, inside the same groups and blocks."""
+
+    def __init__(self, diagnostics: list[Diagnostic], source: Source, recovered: ast.Spec | None, intact_before: float):
+        super().__init__(diagnostics=diagnostics, source=source)
+        self.recovered, self.intact_before = recovered, intact_before
 
 
 def _grammar_path() -> Path:
@@ -59,6 +70,8 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     if work.startswith("\ufeff"):  # a byte-order mark from a Windows editor: a blank, so columns stay put
         work = " " + work[1:]
     blanked: set[int] = set()
+    spec = None
+    intact_before = math.inf
     while work is not None and len(diagnostics) < MAX_SYNTAX_ERRORS:
         try:
             spec = _parser().parse(work)
@@ -72,6 +85,7 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
             if line is None or line in blanked:
                 break
             blanked.add(line)
+            intact_before = min(intact_before, _intact_before(work, line, _token_type(err) == "RBRACE"))
             work = _blank_line(work, line, _token_type(err) == "RBRACE")
         except SpeccError as err:  # raised by the transformer, e.g. a header line given twice
             diagnostics.extend(err.diagnostics)
@@ -80,7 +94,7 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
             diagnostics.append(Diagnostic("the spec nests too deeply to read", Span(1, 1, 1, 2), "use blocks instead of deep nesting"))
             break
     if diagnostics:
-        raise SpeccError(diagnostics=diagnostics, source=source)
+        raise ParseError(diagnostics, source, spec, intact_before)
     return spec
 
 
@@ -315,6 +329,25 @@ def _blankable_line(err: UnexpectedInput, text: str) -> int | None:
     if isinstance(err, UnexpectedEOF) or _token_type(err) == "$END" or err.line < 1:
         return None
     return err.line
+
+
+def _intact_before(text: str, line: int, drop_closer: bool) -> float:
+    """Up to which line blanking `line` leaves every statement in the group or block it was in.
+
+    A line whose braces pair up among themselves (`residual { relu }`) changes no nesting. One
+    that opens or closes a group may have been a block's head, so the lines after it move. A '}'
+    that closed nothing means an opening line is missing somewhere before it: no line is known to
+    be where the user meant it.
+    """
+    code = text.split("\n")[line - 1].split("#", 1)[0]
+    if drop_closer and code.count("}") > code.count("{"):
+        return 0
+    depth = 0
+    for char in code:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            return line
+    return line if depth else math.inf
 
 
 def _blank_line(text: str, line: int, drop_closer: bool) -> str | None:

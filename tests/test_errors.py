@@ -123,3 +123,12 @@ def test_an_expansion_error_and_an_independent_shape_error_are_both_reported():
 )
 def test_no_shape_error_follows_from_an_expansion_error(text: str, expected: list[str]):
     assert messages(text) == expected
+
+
+def test_a_brace_that_closes_nothing_holds_back_argument_errors():
+    """The '}' on line 4 ends the block early, so line 5 reads as a top-level layer where K is no number.
+
+    The user's mistake is a brace: only the syntax error is reported, not `K` on line 5.
+    """
+    text = "network t\ninput 3x8x8\nblock b(K) {\n}\n    conv K=K F=3\n}\nconv K 8 F=3\n"
+    assert messages(text) == ["6: '}' closes a group that was never opened"]
