@@ -50,40 +50,48 @@ def human(n: float, unit: str) -> str:
     return f"{n:g} {unit}"
 
 
+_COLUMNS = (  # (header, justify); only the formula wraps on a narrow terminal
+    ("name", "left"),
+    ("kind", "left"),
+    ("line", "right"),
+    ("output", "right"),
+    ("(W − F + 2P)/S + 1", "left"),
+    ("params", "right"),
+    ("MACs", "right"),
+    ("RF", "right"),
+)
+_FORMULA = 4
+
+
 def table(report: Report, depth: int | None = None):
     """The check table as a rich renderable; groups deeper than `depth` fold into their row."""
+    from rich.cells import cell_len
     from rich.table import Table
 
+    rows = [row for row in report.rows if depth is None or row.depth <= depth]
+    cells = [_cells(row) for row in rows]
     t = Table(title=f"{report.network}: input {shape_text(report.input_shape)}", title_justify="left", header_style="bold")
-    for column, justify in (
-        ("name", "left"),
-        ("kind", "left"),
-        ("line", "right"),
-        ("output", "right"),
-        ("(W − F + 2P)/S + 1", "left"),
-        ("params", "right"),
-        ("MACs", "right"),
-        ("RF", "right"),
-    ):
-        t.add_column(column, justify=justify, no_wrap=column != "(W − F + 2P)/S + 1")
-    for row in report.rows:
-        if depth is not None and row.depth > depth:
-            continue
-        indent = "  " * row.depth
-        name = f"{indent}{row.name or '·'}" + (" ❄" if row.frozen and not row.is_group else "")
-        style = "bold" if row.is_group else None
-        t.add_row(
-            name,
-            row.kind,
-            str(row.line),
-            shape_text(row.output_shape),
-            row.formula or "",
-            f"{row.params:,}",
-            f"{row.macs:,}",
-            str(row.receptive_field),
-            style=style,
-        )
+    for i, (header, justify) in enumerate(_COLUMNS):
+        # A width given saves rich measuring every cell, half the time of drawing a ResNet-50's 196 rows.
+        width = None if i == _FORMULA else max(cell_len(text) for text in [header, *(c[i] for c in cells)])
+        t.add_column(header, justify=justify, no_wrap=i != _FORMULA, width=width)
+    for row, texts in zip(rows, cells, strict=True):
+        t.add_row(*texts, style="bold" if row.is_group else None)
     return t
+
+
+def _cells(row: Row) -> list[str]:
+    name = "  " * row.depth + (row.name or "·") + (" ❄" if row.frozen and not row.is_group else "")
+    return [
+        name,
+        row.kind,
+        str(row.line),
+        shape_text(row.output_shape),
+        row.formula or "",
+        f"{row.params:,}",
+        f"{row.macs:,}",
+        str(row.receptive_field),
+    ]
 
 
 def totals(report: Report) -> str:
