@@ -196,7 +196,7 @@ def test_image_of_the_wrong_size_is_named(tmp_path):
     write_image(tmp_path / "a" / "big.png", size=(6, 5))
     with pytest.raises(InputFileError) as e:
         load_splits(str(tmp_path), (1, 4, 4))
-    assert "big.png is 5x6 pixels but the spec's input is 4x4" in str(e.value)
+    assert "big.png is 5x6 pixels (height x width) but the spec's input is 4x4" in str(e.value)
 
 
 def test_class_folder_without_images(tmp_path):

@@ -128,7 +128,7 @@ def test_a_wrong_size_image_is_refused_unless_resized(exported, tmp_path: Path):
     Image.fromarray(np.zeros((30, 40), dtype=np.uint8)).save(tmp_path / "big.png")
     refused = cli(model_path, tmp_path / "big.png")
     assert refused.exit_code == EXIT_BAD_SPEC and "Traceback" not in refused.stderr
-    assert "40×30 pixels (width×height), but the network takes 28×28" in refused.stderr
+    assert "30×40 pixels (height×width), but the network takes 28×28" in refused.stderr
     assert "--resize" in refused.stderr
     assert cli(model_path, tmp_path / "big.png", "--resize").exit_code == 0
 

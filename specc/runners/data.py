@@ -294,7 +294,7 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
         with Image.open(file) as image:
             if image.size != (width, height):
                 raise InputFileError(
-                    f"{file} is {image.height}x{image.width} pixels but the spec's input is {height}x{width}",
+                    f"{file} is {image.height}x{image.width} pixels (height x width) but the spec's input is {height}x{width}",
                     hint="resize the images, or change the spec's input size",
                 )
             return np.asarray(image.convert(mode))

@@ -104,8 +104,8 @@ class Predictor:
         if image.size != (width, height):
             if not resize:
                 raise InputFileError(
-                    f"{_label(image)} is {image.width}×{image.height} pixels (width×height), but the network takes {width}×{height}",
-                    hint=f"pass --resize (in Python, resize=True) to stretch it to {width}×{height}, or crop it yourself",
+                    f"{_label(image)} is {image.height}×{image.width} pixels (height×width), but the network takes {height}×{width}",
+                    hint=f"pass --resize (in Python, resize=True) to stretch it to {height}×{width}, or crop it yourself",
                 )
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         pixels = np.asarray(image.convert(_IMAGE_MODES[channels]), dtype=np.uint8)
