@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 EXIT_OK = 0
 EXIT_FAILURE = 1  # data, weights, runtime: anything that is not the spec itself
 EXIT_BAD_SPEC = 2  # the spec, or another input file the user named, is malformed
+EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
 
 
 @dataclass(frozen=True)

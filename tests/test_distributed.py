@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -108,3 +110,21 @@ def test_auto_takes_the_gpus_only_where_every_process_gets_one_of_its_own(monkey
     assert pick_device("auto", 1, 2) == torch.device("cpu")  # NCCL refuses two processes on one GPU
     with pytest.raises(UsageError, match="2 processes on this machine but 1 GPU; each process needs a GPU of its own"):
         pick_device("cuda", 1, 2)
+
+
+def test_ctrl_c_stops_every_process_and_the_run_resumes_in_as_many(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it: 130, rank 0's resume hint, no torchrun traceback."""
+    spec, data, run = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=96, n_test=12), tmp_path / "run"
+    flags = ["--data", str(data), "--epochs", "30", "--batch-size", "8", "--out", str(run)]
+    command = [sys.executable, "-m", "specc", "train", str(spec), "--nproc", "2", *flags]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert err.count("training interrupted; epoch") == 1 and f"--resume {run}" in err
+    assert "Traceback" not in err and "SignalException" not in err
+    done = run_in(tmp_path, sys.executable, "-m", "specc", "train", "--resume", str(run), "--nproc", "2")
+    assert "epoch 30/30" in done.stdout

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from ..errors import EXIT_FAILURE, SpeccError
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, SpeccError
 
 # verb -> (module, function): a verb's module is imported only when that verb runs or
 # `--help` lists them, so `specc check` does not pay for the training flags' imports.
@@ -47,7 +47,7 @@ class _Cli(click.Group):
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             sys.exit(EXIT_FAILURE)
 

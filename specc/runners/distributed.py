@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import EXIT_FAILURE, UsageError
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, UsageError
 
 
 @dataclass
@@ -125,10 +125,11 @@ def launch(nproc: int, args: list[str]) -> int:
     """
     if nproc < 1:
         raise UsageError(f"--nproc {nproc}: the number of processes must be at least 1")
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    _quiet_torchrun_logs()
     # Each worker's share of the cores; left unset, torchrun warns and gives every worker one thread.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _usable_cores() // nproc)))
     try:
@@ -136,4 +137,14 @@ def launch(nproc: int, args: list[str]) -> int:
     except ChildFailedError as err:
         _, failure = err.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else EXIT_FAILURE
+    except SignalException:  # Ctrl-C or kill: torchrun stopped the workers, and rank 0 said how to resume
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _quiet_torchrun_logs() -> None:
+    # torchrun's agent reports a failed or interrupted worker in log lines of its own; the worker
+    # has said what went wrong, in specc's words. Each of its loggers has its level set explicitly.
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("torch.distributed") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)

@@ -54,7 +54,7 @@ from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reade
 
 from .. import __version__
 from ..api import Net, load
-from ..errors import EXIT_FAILURE, InputFileError, SpeccError, UsageError
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputFileError, SpeccError, UsageError
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
 from .distributed import Session, pick_device, start
@@ -62,7 +62,6 @@ from .evaluate import Evaluation, Normalise, check_classifier, evaluate, logits_
 from .plots import write_curves
 
 STATE_FILE = "last.state.safetensors"
-EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
 DUMP_ENV = "SPECC_TEST_DUMP_DIR"  # tests only: every rank writes its final weights there
 
 
