@@ -53,6 +53,8 @@ def export(spec: str | Path | Net, output: str | Path, weights: str | Path | Non
     output = Path(output)
     if not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: there is no folder {output.parent}")
+    if output.exists() and not output.is_file():  # the file is written beside it and renamed over it
+        raise UsageError(f"cannot write {output}: it is not a regular file", hint="name a file, e.g. -o net.onnx")
     net = spec if isinstance(spec, Net) else load(spec)
     report = net.check()
     model = net.to_torch().eval()

@@ -48,8 +48,30 @@ class _Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as err:
+            if err.filename is None:  # not about a path the user named: a bug to report, with its traceback
+                raise
+            # A folder that cannot be written, a path that is a file, a full disk: the machine's answer, not specc's bug.
+            click.echo(f"error: {err.filename}: {err.strerror or err}", err=True)
+            click.echo("  hint: choose a path you can write to (--out, -o), or free some space", err=True)
+            sys.exit(EXIT_FAILURE)
+        except MemoryError:
+            _out_of_memory("")
+        except RuntimeError as err:  # torch's allocators raise RuntimeError subclasses (torch.OutOfMemoryError on GPUs)
+            if "out of memory" not in str(err).lower() and "can't allocate memory" not in str(err):
+                raise
+            _out_of_memory(str(err).splitlines()[0])
         except BrokenPipeError:
             sys.exit(EXIT_FAILURE)
+
+
+def _out_of_memory(detail: str) -> None:
+    click.echo(f"error: out of memory{': ' + detail if detail else ''}", err=True)
+    click.echo(
+        "  hint: `specc check` shows the parameters and activations per sample; use fewer or smaller layers, or a smaller --batch-size",
+        err=True,
+    )
+    sys.exit(EXIT_FAILURE)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
