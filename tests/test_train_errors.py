@@ -105,3 +105,62 @@ def test_optimiser_defaults_follow_the_optimiser():
     assert TrainConfig(optimizer="sgd").learning_rate == 0.1 and TrainConfig(optimizer="adam").learning_rate == 1e-3
     assert TrainConfig(optimizer="adamw").decay == 0.01 and TrainConfig(optimizer="adam").decay == 0.0
     assert resolve({"optimizer": "sgd", "lr": 0.3}, {"lr": 0.2}).learning_rate == 0.2
+
+
+# --- settings the data or the network cannot take ------------------------------------
+
+FLAT_BATCHNORM = "network flat\ninput 1x8x8\nflatten\nfc 16\nbatchnorm\nrelu\nfc 3\n"
+
+
+def test_a_batch_of_one_is_refused_where_a_batchnorm_sees_one_value_per_channel(tmp_path):
+    spec, data = write_spec(tmp_path, FLAT_BATCHNORM), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    result = invoke("train", str(spec), "--data", str(data), "--batch-size", "1", "--out", str(tmp_path / "run"))
+    assert_clean_failure(result, 1, "batchnorm bn1 (line 5) sees one value per channel", "use --batch-size 2 or more")
+    assert not (tmp_path / "run").exists()
+    result = invoke("bench", str(spec), "--batch", "1")
+    assert_clean_failure(result, 1, "cannot train on batches of 1", "use --batch 2 or more")
+
+
+def test_augmenting_a_plain_vector_is_refused(tmp_path):
+    spec = write_spec(tmp_path, "network v\ninput 64\nfc 3\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(data / "train.npz", x=rng.integers(0, 255, (30, 64)).astype(np.uint8), y=np.arange(30) % 3)
+    result = invoke("train", str(spec), "--data", str(data), "--augment", "crop")
+    assert_clean_failure(result, 1, "not a plain vector of 64", "--augment none")
+
+
+def test_a_seed_beyond_64_bits_is_a_setting_error(tmp_path):
+    result = invoke("train", str(write_spec(tmp_path)), "--seed", str(2**64), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 1, f"--seed {2**64}: must be less than 9223372036854775808")
+
+
+# --- a damaged run directory ---------------------------------------------------------
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    run = tmp_path / "run"
+    invoke("train", str(spec), "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(run))
+    return run
+
+
+def test_resume_refuses_a_config_that_is_not_specc_json(finished_run):
+    (finished_run / "config.json").write_text("[1")
+    assert_clean_failure(invoke("train", "--resume", str(finished_run)), 2, "config.json is not the JSON specc wrote", "--init-from")
+
+
+def test_resume_refuses_a_state_file_of_another_run(finished_run, tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("K=4", "K=6"), "wider.cnn")
+    other = tmp_path / "other"
+    invoke("train", str(spec), "--data", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "8", "--out", str(other))
+    (finished_run / "last.state.safetensors").write_bytes((other / "last.state.safetensors").read_bytes())
+    assert_clean_failure(invoke("train", "--resume", str(finished_run)), 2, "last.state.safetensors does not fit this run")
+
+
+def test_resume_refuses_data_that_changes_the_batches_of_an_epoch(finished_run, tmp_path):
+    bigger = make_npz(tmp_path / "bigger", n_train=96, n_test=12)
+    result = invoke("train", "--resume", str(finished_run), "--data", str(bigger))
+    assert_clean_failure(result, 1, "trained on 5 batches an epoch, but its data now gives 10", "resume with the data it was trained on")

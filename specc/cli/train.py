@@ -43,7 +43,7 @@ def _choices(values) -> str:
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<network>-<time>).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory from its last completed epoch.")
 @click.option("--init-from", type=click.Path(dir_okay=False), help="Start from these weights (matched by name and shape).")
-@click.option("--nproc", type=int, help="Train in N processes on this machine (launches torchrun).")
+@click.option("--nproc", type=click.IntRange(min=1), help="Train in N processes on this machine (launches torchrun).")
 @click.pass_context
 def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
     """Train SPEC on real data and evaluate it on the test split.

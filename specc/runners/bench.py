@@ -78,6 +78,7 @@ def measure(net: Net, batch: int = 16, iters: int = 10) -> Bench:
     import torch
 
     net.check()
+    net.network.check_train_batch(batch, "--batch")  # the per-layer timings run forward and backward in training mode
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     threads = torch.get_num_threads()
     model = net.to_torch()

@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
     schedule: Schedule = "constant"
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: list[Augmentation] = []
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)  # torch's generators take a signed 64-bit seed
     val_fraction: float = Field(0.1, ge=0, lt=1)
     data: str | None = None
     # the machine and the session: flags only

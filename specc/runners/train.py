@@ -140,7 +140,7 @@ def _resumed(run_dir: Path, flags: dict[str, Any], world_size: int) -> tuple[Net
             f"{run_dir} holds no run to resume (no {STATE_FILE} and config.json)",
             hint="--resume takes a run directory written by `specc train` after at least one epoch",
         )
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = _saved_config(run_dir)
     # The shards, the batches per epoch and so the schedule depend on the number of processes.
     trained_in = saved.get("world_size", 1)
     if trained_in != world_size:
@@ -153,6 +153,20 @@ def _resumed(run_dir: Path, flags: dict[str, Any], world_size: int) -> tuple[Net
     net = load(run_dir / "spec.cnn")
     net.check()
     return net, from_saved(saved, flags)
+
+
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    try:
+        saved = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{path} is not the JSON specc wrote ({err})", hint=_START_AGAIN.format(run_dir=run_dir)) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("world_size", 1), int):
+        raise InputFileError(f"{path} is not a configuration written by specc train", hint=_START_AGAIN.format(run_dir=run_dir))
+    return saved
+
+
+_START_AGAIN = "the run directory was edited or mixed with another run's files; start a new run with --init-from {run_dir}/last.safetensors"
 
 
 def _new_run_dir(name: str, out: str | Path | None) -> Path:
@@ -228,6 +242,7 @@ class _Run:
             raise InputFileError(f"{len(splits.train)} training samples cannot be shared among {self.session.world_size} processes")
         self.batch = min(config.batch_size, per_process)
         self.steps = per_process // self.batch  # the remainder waits for the next epoch's shuffle
+        self.net.network.check_train_batch(self.batch, "--batch-size")
 
     def _build_model(self, init_from: str | Path | None) -> None:
         config, session = self.config, self.session
@@ -401,6 +416,22 @@ class _Run:
 
     def _restore(self) -> int:
         """The state of the last completed epoch, read from the run directory; that epoch's number."""
+        saved_steps = _saved_config(self.run_dir).get("steps_per_epoch", self.steps)
+        if saved_steps != self.steps:
+            raise UsageError(
+                f"{self.run_dir} trained on {saved_steps} batches an epoch, but its data now gives {self.steps}: "
+                "resuming would change its schedule",
+                hint=f"resume with the data it was trained on, or start a new run with --init-from {self.run_dir}/last.safetensors",
+            )
+        try:
+            return self._load_state()
+        except (KeyError, ValueError, RuntimeError) as err:  # a missing entry, a bad number, tensors of another network
+            raise InputFileError(
+                f"{self.run_dir / STATE_FILE} does not fit this run ({str(err).splitlines()[0]})",
+                hint=_START_AGAIN.format(run_dir=self.run_dir),
+            ) from None
+
+    def _load_state(self) -> int:
         tensors, meta = checkpoint.load(self.run_dir / STATE_FILE)
         self.module.load_state_dict({name[len("model/") :]: t for name, t in tensors.items() if name.startswith("model/")})
         self.optimizer.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "optimizer"))
@@ -570,10 +601,11 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def _check_augmentation(kinds: list[str], input_shape: tuple[int, ...]) -> None:
+    shape = "x".join(map(str, input_shape))
+    if len(input_shape) == 1 and kinds:
+        raise UsageError(f"augmentation flips and shifts 1-D and 2-D inputs, not a plain vector of {shape}", hint="use --augment none")
     if len(input_shape) == 4 and set(kinds) & {"crop", "translate"}:
-        raise UsageError(
-            f"crop and translate work on 1-D and 2-D inputs, not {'x'.join(map(str, input_shape))}", hint="use --augment flip, or none"
-        )
+        raise UsageError(f"crop and translate work on 1-D and 2-D inputs, not {shape}", hint="use --augment flip, or none")
 
 
 def augment(x: torch.Tensor, kinds: list[str]) -> torch.Tensor:
