@@ -255,6 +255,32 @@ def test_npz_folder_with_float_data_and_class_names(tmp_path):
     assert torch.allclose(splits.test.x, torch.from_numpy(x[:4]).float())
 
 
+@pytest.mark.parametrize(
+    "test_names, train_names",
+    [
+        (["a", "b", "c"], ["a", "b"]),  # more classes: the test labels would run past the network's outputs
+        (["b", "a"], ["a", "b"]),  # another order: every label would mean the other class
+        (["a", "b"], None),  # the training labels are bare numbers
+    ],
+)
+def test_npz_test_split_must_name_the_training_classes(tmp_path, test_names, train_names):
+    names = {} if train_names is None else {"classes": np.array(train_names)}
+    np.savez(tmp_path / "train.npz", x=np.zeros((4, 4, 4), np.uint8), y=np.array([0, 1, 0, 1]), **names)
+    np.savez(tmp_path / "test.npz", x=np.zeros((2, 4, 4), np.uint8), y=np.array([0, 1]), classes=np.array(test_names))
+    with pytest.raises(InputFileError) as e:
+        load_splits(str(tmp_path), (1, 4, 4), val_fraction=0.5)
+    assert e.value.exit_code == 2
+    train_classes = train_names or ["0", "1"]
+    assert str(e.value) == f"{tmp_path / 'test.npz'} names the classes {test_names}, but the training data names {train_classes}"
+    assert "same classes array" in e.value.diagnostics[0].hint
+
+
+def test_npz_test_split_may_repeat_the_training_classes(tmp_path):
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", x=np.zeros((4, 4, 4), np.uint8), y=np.array([0, 1, 0, 1]), classes=np.array(["a", "b"]))
+    assert load_splits(str(tmp_path), (1, 4, 4), val_fraction=0.5).test.classes == ["a", "b"]
+
+
 def test_npz_without_x_and_y_names_the_keys_it_has(tmp_path):
     np.savez(tmp_path / "d.npz", images=np.zeros((2, 4, 4)), labels=np.zeros(2))
     with pytest.raises(InputFileError, match=r"has arrays \['images', 'labels'\], but needs x"):

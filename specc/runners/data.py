@@ -328,12 +328,23 @@ def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | Non
     if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
         raise InputFileError(f"{path}: y must be {len(x)} integer labels, one per sample, not {y.dtype} {y.shape}")
     labels = torch.from_numpy(y.astype(np.int64))
-    if names is not None:
-        classes = [str(c) for c in names]
-    elif classes is None:
-        classes = [str(c) for c in range(int(y.max(initial=0)) + 1)]
+    classes = _npz_classes(path, y, names, classes)
     _check_labels(labels, classes, str(path))
     return Dataset(samples, labels, classes, f"arrays in {path}")
+
+
+def _npz_classes(path: Path, y: np.ndarray, names: list | None, train_classes: list[str] | None) -> list[str]:
+    """The file's own class names, else the training ones, else one number per label."""
+    if names is None:
+        return train_classes if train_classes is not None else [str(c) for c in range(int(y.max(initial=0)) + 1)]
+    names = [str(c) for c in names]
+    # Label i must mean the same class in both splits, or the test accuracy measures nothing.
+    if train_classes is not None and names != train_classes:
+        raise InputFileError(
+            f"{path} names the classes {names}, but the training data names {train_classes}",
+            hint="save train.npz and test.npz with the same classes array, in the same order, or leave it out of test.npz",
+        )
+    return names
 
 
 def _npz_samples(path: Path, x: np.ndarray) -> torch.Tensor:
