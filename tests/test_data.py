@@ -191,6 +191,17 @@ def test_class_folders_directly_in_rgb(tmp_path):
     assert red[0].min() > 0.9 and red[1].max() < 0.1  # channels first, grayscale made RGB
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_images_are_scaled_not_clipped(tmp_path, channels):
+    wide = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)  # 0, 1, 128 and 255 in 8 bits
+    (tmp_path / "a").mkdir()
+    for name in ("1.png", "2.png"):
+        Image.fromarray(wide).save(tmp_path / "a" / name)
+    assert Image.open(tmp_path / "a" / "1.png").mode.startswith("I")  # really 16-bit as Pillow reads it
+    x = load_splits(str(tmp_path), (channels, 1, 4), val_fraction=0).train.x
+    assert (x * 255).round()[0].tolist() == [[[0.0, 1.0, 128.0, 255.0]]] * channels
+
+
 def test_image_of_the_wrong_size_is_named(tmp_path):
     write_image(tmp_path / "a" / "good.png")
     write_image(tmp_path / "a" / "big.png", size=(6, 5))

@@ -133,6 +133,17 @@ def test_a_wrong_size_image_is_refused_unless_resized(exported, tmp_path: Path):
     assert cli(model_path, tmp_path / "big.png", "--resize").exit_code == 0
 
 
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(exported, tmp_path: Path):
+    model_path, _ = exported
+    pixels = fashion_images(1)[0]
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "wide.png")  # the same picture in 16 bits
+    predictor = specc.Predictor(model_path, provider="cpu")
+    assert Image.open(tmp_path / "wide.png").mode.startswith("I")
+    np.testing.assert_array_equal(predictor.read_image(tmp_path / "wide.png"), pixels[None])
+    (wide,), (narrow,) = predictor.predict(tmp_path / "wide.png"), predictor.predict(Image.fromarray(pixels))
+    assert wide.top == narrow.top
+
+
 def write_corrupt_png(path: Path) -> None:
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(path)
     path.write_bytes(path.read_bytes()[:40])  # cut off inside the image data

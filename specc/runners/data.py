@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from specc.errors import InputFileError, UsageError
+from specc.runners.predict import image_pixels  # predict reads images exactly as training does
 
 # Where Debian's package `dataset-fashion-mnist` puts its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -297,7 +298,7 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
                     f"{file} is {image.height}x{image.width} pixels (height x width) but the spec's input is {height}x{width}",
                     hint="resize the images, or change the spec's input size",
                 )
-            return np.asarray(image.convert(mode))
+            return image_pixels(image, mode)
     except (OSError, SyntaxError, ValueError) as e:
         raise InputFileError(f"{file} is not a readable image ({e})", hint="replace or remove the file") from None
 

@@ -32,6 +32,7 @@ CPU = "CPUExecutionProvider"
 PROVIDERS = ("auto", "cpu", "cuda")
 _REQUIRED = ("specc.input_shape", "specc.classes", "specc.mean", "specc.std", "specc.output")
 _IMAGE_MODES = {1: "L", 3: "RGB"}  # input channels -> Pillow mode
+_16_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # how Pillow opens a 16-bit grayscale PNG ("I" in older Pillows)
 BATCH = 64  # samples per onnxruntime call
 
 
@@ -108,7 +109,7 @@ class Predictor:
                     hint=f"pass --resize (in Python, resize=True) to stretch it to {height}×{width}, or crop it yourself",
                 )
             image = image.resize((width, height), Image.Resampling.BILINEAR)
-        pixels = np.asarray(image.convert(_IMAGE_MODES[channels]), dtype=np.uint8)
+        pixels = image_pixels(image, _IMAGE_MODES[channels])
         return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
     def _read_image_file(self, path: Path, resize: bool) -> np.ndarray:
@@ -154,6 +155,17 @@ class Predictor:
             Prediction(source, [(self.classes[i], float(row[i])) for i in best])
             for source, row, best in zip(sources, probabilities, order, strict=True)
         ]
+
+
+def image_pixels(image, mode: str) -> np.ndarray:
+    """A PIL image's uint8 pixels in `mode` ("L" or "RGB"), read as training reads them: H x W, or H x W x 3."""
+    if image.mode in _16_BIT_MODES:
+        from PIL import Image
+
+        # Pillow's convert("L") clips 16-bit values at 255, which turns nearly every pixel white: scale them instead.
+        scaled = np.rint(np.asarray(image, dtype=np.float64) / 257)  # 65535 -> 255
+        image = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+    return np.asarray(image.convert(mode), dtype=np.uint8)
 
 
 def read_npz(path: Path) -> np.ndarray:
