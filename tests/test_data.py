@@ -230,6 +230,16 @@ def test_corrupt_image_is_named(tmp_path):
         load_splits(str(tmp_path), (1, 4, 4))
 
 
+def test_image_over_pillows_pixel_limit_is_named(tmp_path, monkeypatch):
+    write_image(tmp_path / "a" / "1.png")
+    # A real decompression bomb would take seconds to write; lowering Pillow's limit takes the same path.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4)  # 4x4 pixels is past twice the limit: an error, not a warning
+    with pytest.raises(InputFileError) as e:
+        load_splits(str(tmp_path), (1, 4, 4), val_fraction=0)
+    assert f"{tmp_path / 'a' / '1.png'} is too large to read" in str(e.value) and "16 pixels" in str(e.value)
+    assert "resize the images" in e.value.diagnostics[0].hint
+
+
 def test_test_folder_with_an_unknown_class(tmp_path):
     write_image(tmp_path / "train" / "a" / "1.png")
     write_image(tmp_path / "train" / "a" / "2.png")

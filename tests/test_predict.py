@@ -194,6 +194,16 @@ def test_bad_inputs_exit_2_without_a_traceback(exported, tmp_path: Path, case: s
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_image_over_pillows_pixel_limit_exits_2_without_a_traceback(exported, tmp_path: Path, monkeypatch):
+    Image.fromarray(fashion_images(1)[0]).save(tmp_path / "item.png")
+    # A real decompression bomb would take seconds to write; lowering Pillow's limit takes the same path.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 28x28 is past twice the limit: an error, not a warning
+    result = cli(exported[0], tmp_path / "item.png", "--resize")
+    assert result.exit_code == EXIT_BAD_SPEC and "Traceback" not in result.stderr
+    assert "item.png is too large to read (Image size (784 pixels) exceeds limit" in result.stderr
+    assert "shrink it to 28×28 first" in result.stderr
+
+
 def test_nothing_to_classify_is_a_usage_error(exported):
     result = cli(exported[0])
     assert result.exit_code == EXIT_FAILURE and "nothing to classify" in result.stderr

@@ -299,6 +299,10 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
                     hint="resize the images, or change the spec's input size",
                 )
             return image_pixels(image, mode)
+    except Image.DecompressionBombError as e:  # Pillow refuses to decode so many pixels, for fear of running out of memory
+        raise InputFileError(
+            f"{file} is too large to read ({e})", hint=f"the spec's input is {height}x{width}: resize the images to it"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise InputFileError(f"{file} is not a readable image ({e})", hint="replace or remove the file") from None
 

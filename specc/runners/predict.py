@@ -121,6 +121,12 @@ class Predictor:
             with Image.open(path) as image:
                 image.load()  # a truncated file fails here, not later
                 return self.read_image(image, resize)
+        except Image.DecompressionBombError as err:  # Pillow refuses to decode so many pixels, for fear of running out of memory
+            _, height, width = self._image_shape()
+            raise InputFileError(
+                f"{path} is too large to read ({err})",
+                hint=f"shrink it to {height}×{width} first: --resize cannot help, as the image is refused before it is read",
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise InputFileError(f"{path} is not a readable image ({err})", hint="specc predict reads PNG and JPEG files") from None
 
