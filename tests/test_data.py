@@ -314,6 +314,39 @@ def test_npz_labels_beyond_the_class_names(tmp_path):
         load_splits(str(tmp_path / "d.npz"), (1, 4, 4), val_fraction=0.5)
 
 
+@pytest.mark.parametrize("label", [2**20, 10**12, 2**62, 2**64 - 1])
+def test_npz_labels_too_large_to_be_class_indices(tmp_path, label):
+    # Without names, each label up to the largest would become a class: 10**12 of them used to exhaust memory.
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 4, 4), np.uint8), y=np.array([0, label], dtype=np.uint64))
+    with pytest.raises(InputFileError) as e:
+        load_splits(str(tmp_path / "d.npz"), (1, 4, 4), val_fraction=0.5)
+    assert f"y holds labels up to {label}, but labels are class indices 0, 1, 2, ..., below {2**20}" in str(e.value)
+    assert "classes=np.array(names)" in e.value.diagnostics[0].hint
+
+
+def test_npz_labels_must_stay_below_the_number_of_class_names(tmp_path):
+    named = {"x": np.zeros((2, 4, 4), np.uint8), "classes": np.array(["a", "b"])}
+    np.savez(tmp_path / "d.npz", y=np.array([0, 2**64 - 1], dtype=np.uint64), **named)  # past int64: checked before the cast
+    with pytest.raises(InputFileError, match=f"labels from 0 to {2**64 - 1}, but there are 2 classes"):
+        load_splits(str(tmp_path / "d.npz"), (1, 4, 4), val_fraction=0.5)
+    # With a name for every class, the number of names is the only limit.
+    np.savez(tmp_path / "d.npz", y=np.array([0, 2**20]), **{**named, "classes": np.array(["a"] * (2**20 + 1))})
+    assert len(load_splits(str(tmp_path / "d.npz"), (1, 4, 4), val_fraction=0.5).train.classes) == 2**20 + 1
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": np.array(3.0), "y": np.array([0])}, "x is a single number, not an array of samples"),
+        ({"x": np.zeros((2, 4, 4)), "y": np.array([0, 1]), "classes": np.array("ab")}, "classes must be a list of names"),
+    ],
+)
+def test_npz_arrays_of_no_dimensions(tmp_path, arrays, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(InputFileError, match=message):
+        load_splits(str(tmp_path / "d.npz"), (1, 4, 4), val_fraction=0.5)
+
+
 def test_file_that_is_not_npz(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"\x93NUMPY pretending")
     with pytest.raises(InputFileError, match="is not an .npz archive"):

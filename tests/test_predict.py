@@ -17,7 +17,7 @@ from PIL import Image
 
 import specc
 from specc.cli import main
-from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE
+from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, InputFileError
 from specc.runners import predict as predict_runner
 
 from .test_export import trained_weights
@@ -167,6 +167,8 @@ def write_foreign_onnx(path: Path) -> None:
         ("foreign onnx", "not one specc exported"),
         ("missing image", "no such image file"),
         ("npz without x", "but no x"),
+        ("npz of one number", "items.npz is a single number, not a batch of samples"),
+        ("npz of a vector", "items.npz holds a 1-D array of 5 numbers, but fashion_small takes 1×28×28"),
     ],
 )
 def test_bad_inputs_exit_2_without_a_traceback(exported, tmp_path: Path, case: str, message: str):
@@ -189,6 +191,12 @@ def test_bad_inputs_exit_2_without_a_traceback(exported, tmp_path: Path, case: s
     elif case == "npz without x":
         np.savez(tmp_path / "items.npz", images=np.zeros((2, 28, 28), dtype=np.uint8))
         args = [model_path, "--npz", tmp_path / "items.npz"]
+    elif case == "npz of one number":
+        np.savez(tmp_path / "items.npz", x=np.array(3, dtype=np.uint8))
+        args = [model_path, "--npz", tmp_path / "items.npz"]
+    elif case == "npz of a vector":
+        np.savez(tmp_path / "items.npz", x=np.zeros(5, dtype=np.uint8))
+        args = [model_path, "--npz", tmp_path / "items.npz"]
     result = cli(*args)
     assert result.exit_code == EXIT_BAD_SPEC, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -202,6 +210,11 @@ def test_an_image_over_pillows_pixel_limit_exits_2_without_a_traceback(exported,
     assert result.exit_code == EXIT_BAD_SPEC and "Traceback" not in result.stderr
     assert "item.png is too large to read (Image size (784 pixels) exceeds limit" in result.stderr
     assert "shrink it to 28×28 first" in result.stderr
+
+
+def test_the_python_api_refuses_a_single_number(exported):
+    with pytest.raises(InputFileError, match="the array is a single number, not a batch of samples"):
+        specc.Predictor(exported[0], provider="cpu").predict(np.array(0.5, dtype=np.float32))
 
 
 def test_nothing_to_classify_is_a_usage_error(exported):

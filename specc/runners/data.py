@@ -31,6 +31,7 @@ FASHION_MNIST_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+MAX_UNNAMED_CLASSES = 2**20  # far more than any classifier has: a larger label is an ID, not a class index
 
 LAYOUTS_HINT = (
     "--data must be one of: a folder of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
@@ -169,7 +170,7 @@ def _hold_out(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, 
     )
 
 
-def _check_labels(y: torch.Tensor, classes: list[str], where: str) -> None:
+def _check_labels(y: torch.Tensor | np.ndarray, classes: list[str], where: str) -> None:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
         raise InputFileError(
             f"{where} has labels from {int(y.min())} to {int(y.max())}, but there are {len(classes)} classes",
@@ -312,6 +313,17 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
 
 def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | None) -> Dataset:
     """Arrays x and y, and optionally classes; `classes` (the training classes) applies to a test file."""
+    x, y, names = _load_npz(path)
+    samples = _npz_samples(path, x, input_shape)
+    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+        raise InputFileError(f"{path}: y must be {len(x)} integer labels, one per sample, not {y.dtype} {y.shape}")
+    classes = _npz_classes(path, y, names, classes)
+    _check_labels(y, classes, str(path))  # before the cast to int64, which would turn a uint64 label past 2**63 negative
+    return Dataset(samples, torch.from_numpy(y.astype(np.int64)), classes, f"arrays in {path}")
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """The arrays x and y, and the class names if the file has them."""
     hint = "save it with np.savez(path, x=samples, y=labels, classes=np.array(names)); object arrays are not read"
     if not zipfile.is_zipfile(path):  # np.load would read anything else as one array, or try pickle
         raise InputFileError(f"{path} is not an .npz archive", hint=hint)
@@ -323,26 +335,21 @@ def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | Non
                     f"{path} has arrays {found or 'none'}, but needs x (samples) and y (labels)",
                     hint="save it with np.savez(path, x=samples, y=labels)",
                 )
+            names = arrays["classes"] if "classes" in found else None
             x, y = arrays["x"], arrays["y"]
-            names = arrays["classes"].tolist() if "classes" in found else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise InputFileError(f"{path} is not a readable .npz file ({e})", hint=hint) from None
-    samples = _npz_samples(path, x)
-    if samples.dim() == len(input_shape):  # N x H x W: the channel is implied
-        samples = samples.unsqueeze(1)
-    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
-        raise InputFileError(f"{path}: y must be {len(x)} integer labels, one per sample, not {y.dtype} {y.shape}")
-    labels = torch.from_numpy(y.astype(np.int64))
-    classes = _npz_classes(path, y, names, classes)
-    _check_labels(labels, classes, str(path))
-    return Dataset(samples, labels, classes, f"arrays in {path}")
+    if names is not None and names.ndim != 1:
+        raise InputFileError(
+            f"{path}: classes must be a list of names, one per class, not a {names.dtype} array of shape {names.shape}", hint=hint
+        )
+    return x, y, None if names is None else [str(c) for c in names.tolist()]
 
 
 def _npz_classes(path: Path, y: np.ndarray, names: list | None, train_classes: list[str] | None) -> list[str]:
     """The file's own class names, else the training ones, else one number per label."""
     if names is None:
-        return train_classes if train_classes is not None else [str(c) for c in range(int(y.max(initial=0)) + 1)]
-    names = [str(c) for c in names]
+        return train_classes if train_classes is not None else [str(c) for c in range(_largest_label(path, y) + 1)]
     # Label i must mean the same class in both splits, or the test accuracy measures nothing.
     if train_classes is not None and names != train_classes:
         raise InputFileError(
@@ -352,9 +359,27 @@ def _npz_classes(path: Path, y: np.ndarray, names: list | None, train_classes: l
     return names
 
 
-def _npz_samples(path: Path, x: np.ndarray) -> torch.Tensor:
+def _largest_label(path: Path, y: np.ndarray) -> int:
+    """The largest label of classes that have no names, each of which becomes a class of its own."""
+    largest = int(y.max(initial=0))
+    # Labels such as IDs or codes would make millions of classes (and as many outputs), and exhaust memory listing them.
+    if largest >= MAX_UNNAMED_CLASSES:
+        raise InputFileError(
+            f"{path}: y holds labels up to {largest}, but labels are class indices 0, 1, 2, ..., below {MAX_UNNAMED_CLASSES}",
+            hint="number the classes from 0, and keep what they stand for as names: np.savez(path, x=..., y=..., classes=np.array(names))",
+        )
+    return largest
+
+
+def _npz_samples(path: Path, x: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
+    if x.ndim == 0:
+        raise InputFileError(
+            f"{path}: x is a single number, not an array of samples", hint=f"x must be N x {_dims(input_shape)}, one sample per row"
+        )
     if x.dtype == np.uint8:
-        return torch.from_numpy(x).to(torch.float32).div_(255)
-    if x.dtype.kind == "f":
-        return torch.from_numpy(x).to(torch.float32)
-    raise InputFileError(f"{path}: x is {x.dtype}, but must be uint8 (scaled by 1/255) or float")
+        samples = torch.from_numpy(x).to(torch.float32).div_(255)
+    elif x.dtype.kind == "f":
+        samples = torch.from_numpy(x).to(torch.float32)
+    else:
+        raise InputFileError(f"{path}: x is {x.dtype}, but must be uint8 (scaled by 1/255) or float")
+    return samples.unsqueeze(1) if samples.dim() == len(input_shape) else samples  # N x H x W: the channel is implied

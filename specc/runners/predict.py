@@ -74,7 +74,8 @@ class Predictor:
     def predict(self, samples, top: int = 3, resize: bool = False) -> list[Prediction]:
         """Top classes for each sample: image paths or PIL images (a list of them), or an N x ... array."""
         if isinstance(samples, np.ndarray):
-            return self._top(self.probabilities(samples), [f"sample {i}" for i in range(len(samples))], top)
+            probabilities = self.probabilities(samples)
+            return self._top(probabilities, [f"sample {i}" for i in range(len(probabilities))], top)
         items = samples if isinstance(samples, list | tuple) else [samples]
         if not items:
             return []
@@ -83,11 +84,13 @@ class Predictor:
 
     def predict_npz(self, path: str | Path, top: int = 3) -> list[Prediction]:
         path = Path(path)
-        x = read_npz(path)
-        return self._top(self.probabilities(x, str(path)), [f"{path}[{i}]" for i in range(len(x))], top)
+        probabilities = self.probabilities(read_npz(path), str(path))
+        return self._top(probabilities, [f"{path}[{i}]" for i in range(len(probabilities))], top)
 
     def probabilities(self, x: np.ndarray, where: str = "the array") -> np.ndarray:
         """N x classes probabilities for N raw samples (uint8 pixels, or floats as in training)."""
+        if x.ndim == 0:
+            raise InputFileError(f"{where} is a single number, not a batch of samples", hint=f"pass an N x {_dims(self.input_shape)} array")
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         name = self.session.get_inputs()[0].name
@@ -148,8 +151,10 @@ class Predictor:
         if x.ndim == len(self.input_shape) and self.input_shape[0] == 1:
             x = x[:, None]  # N x H x W: the one channel is implied, as in training
         if x.shape[1:] != self.input_shape:
+            # A 1-D array has samples of no shape at all, which would read as "samples of , but ...".
+            found = f"samples of {_dims(x.shape[1:])}" if x.ndim > 1 else f"a 1-D array of {len(x)} numbers"
             raise InputFileError(
-                f"{where} holds samples of {_dims(x.shape[1:])}, but {self.network} takes {_dims(self.input_shape)}",
+                f"{where} holds {found}, but {self.network} takes {_dims(self.input_shape)}",
                 hint=f"pass a batch: an N x {_dims(self.input_shape)} array",
             )
         spatial = (1,) * (len(self.input_shape) - 1)
