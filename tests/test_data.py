@@ -385,6 +385,24 @@ def test_explicit_data_then_environment(no_installed_data, tmp_path, monkeypatch
         find_data_dir(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="no /dev/null")
+def test_data_that_is_neither_a_folder_nor_a_file(no_installed_data, monkeypatch):
+    monkeypatch.setenv("SPECC_DATA", "/dev/null")
+    with pytest.raises(InputFileError) as e:
+        load_splits(None, (1, 4, 4))
+    assert str(e.value) == "SPECC_DATA names /dev/null, which is neither a folder nor a file"
+    assert "--data must be one of" in e.value.diagnostics[0].hint
+    with pytest.raises(InputFileError, match="--data names /dev/null, which is neither"):
+        load_splits("/dev/null", (1, 4, 4))
+
+
+def test_data_in_the_home_of_an_unknown_user(no_installed_data):
+    with pytest.raises(InputFileError) as e:
+        find_data_dir("~specc-no-such-user/x")
+    assert str(e.value) == "--data names ~specc-no-such-user/x, but this machine has no home folder for ~specc-no-such-user"
+    assert "./~specc-no-such-user/x" in e.value.diagnostics[0].hint
+
+
 def test_dpkg_tells_where_the_package_put_its_files(no_installed_data, tmp_path):
     folder = make_idx_dir(tmp_path / "elsewhere" / "fashion-mnist")
     bin_dir = tmp_path / "empty-bin"

@@ -63,10 +63,7 @@ def find_data_dir(data: str | None) -> Path:
     """The data the user asked for: `data`, else $SPECC_DATA, else the installed Fashion-MNIST."""
     for given, origin in ((data, "--data"), (os.environ.get("SPECC_DATA"), "SPECC_DATA")):
         if given:
-            path = Path(given).expanduser()
-            if not path.exists():
-                raise InputFileError(f"{origin} names {path}, which does not exist", hint=LAYOUTS_HINT)
-            return path
+            return _given_data_path(given, origin)
     if FASHION_MNIST_DIR.is_dir():
         return FASHION_MNIST_DIR
     installed = _dpkg_data_dir()
@@ -76,6 +73,23 @@ def find_data_dir(data: str | None) -> Path:
         "no data set given and Fashion-MNIST is not installed",
         hint="install it with `apt-get update && apt-get install -y dataset-fashion-mnist`, or pass --data DIR, or set SPECC_DATA=DIR",
     )
+
+
+def _given_data_path(given: str, origin: str) -> Path:
+    """`given` as a path that exists and is a folder or a file; `origin` says where the user gave it."""
+    try:
+        path = Path(given).expanduser()
+    except RuntimeError:  # `~name` where this machine has no user `name`
+        home = given.split("/", 1)[0]
+        raise InputFileError(
+            f"{origin} names {given}, but this machine has no home folder for {home}",
+            hint=f"write the path out in full (or as ./{given} for a folder named {home} here)",
+        ) from None
+    if not path.exists():
+        raise InputFileError(f"{origin} names {path}, which does not exist", hint=LAYOUTS_HINT)
+    if not (path.is_dir() or path.is_file()):  # a device such as /dev/null, or a pipe
+        raise InputFileError(f"{origin} names {path}, which is neither a folder nor a file", hint=LAYOUTS_HINT)
+    return path
 
 
 def _dpkg_data_dir() -> Path | None:
