@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from specc.errors import InputFileError, UsageError
-from specc.runners.predict import image_pixels  # predict reads images exactly as training does
+from specc.runners.images import image_pixels  # predict reads images the same way
 
 # Where Debian's package `dataset-fashion-mnist` puts its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, UsageError
+from .images import image_pixels
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 PROVIDERS = ("auto", "cpu", "cuda")
 _REQUIRED = ("specc.input_shape", "specc.classes", "specc.mean", "specc.std", "specc.output")
 _IMAGE_MODES = {1: "L", 3: "RGB"}  # input channels -> Pillow mode
-_16_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # how Pillow opens a 16-bit grayscale PNG ("I" in older Pillows)
 BATCH = 64  # samples per onnxruntime call
 
 
@@ -166,17 +166,6 @@ class Predictor:
             Prediction(source, [(self.classes[i], float(row[i])) for i in best])
             for source, row, best in zip(sources, probabilities, order, strict=True)
         ]
-
-
-def image_pixels(image, mode: str) -> np.ndarray:
-    """A PIL image's uint8 pixels in `mode` ("L" or "RGB"), read as training reads them: H x W, or H x W x 3."""
-    if image.mode in _16_BIT_MODES:
-        from PIL import Image
-
-        # Pillow's convert("L") clips 16-bit values at 255, which turns nearly every pixel white: scale them instead.
-        scaled = np.rint(np.asarray(image, dtype=np.float64) / 257)  # 65535 -> 255
-        image = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
-    return np.asarray(image.convert(mode), dtype=np.uint8)
 
 
 def read_npz(path: Path) -> np.ndarray:
