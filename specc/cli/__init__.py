@@ -10,6 +10,7 @@ bug in specc.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -78,3 +79,18 @@ def _out_of_memory(detail: str) -> None:
 @click.version_option(package_name="specc")
 def main():
     """specc: convolutional networks written as text."""
+
+
+def run() -> None:
+    """The `specc` command: `main` in click's standalone mode, and an exact exit code after an interrupt."""
+    try:
+        main()
+    except SystemExit as done:
+        if done.code != EXIT_INTERRUPTED:
+            raise
+        # CPython remembers a KeyboardInterrupt that passed through code run from C (the PyRun_* calls
+        # libraries make) even once specc has handled it, and would end the process by SIGINT (-2) rather
+        # than with 130. Leave at once instead: every checkpoint is already written and renamed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
