@@ -419,7 +419,7 @@ class Expander:
 
     def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
         """`b(4)x2`: the lexer reads a repeat only after a space, so that `F=3x3` is never one."""
-        glued = next((a for a in st.items if a.key is None and isinstance(a.value, ast.Ref) and re.fullmatch(r"x\d+", a.value.name)), None)
+        glued = next((a for a in st.items if re.fullmatch(r"x\d+", _bare_word(a) or "")), None)
         if glued is None:
             return False
         before = self.source.line_text(glued.span.line)[: glued.span.column - 1].rstrip()
@@ -428,7 +428,7 @@ class Expander:
 
     def _flags(self, items: list[ast.Arg], ctx: Context) -> tuple[list[ast.Arg], bool]:
         """Split off the `freeze` flag, which any statement takes."""
-        rest = [a for a in items if not (a.key is None and isinstance(a.value, ast.Ref) and a.value.name == "freeze")]
+        rest = [a for a in items if not _is_word(a, "freeze")]
         return rest, len(rest) != len(items)
 
     def _base(self, st: ast.Statement) -> str:
@@ -574,8 +574,9 @@ class Expander:
         if _is_word(first, "x") and len(items) > 1 and isinstance(items[1].value, ast.Num):
             self.error("a repeat count is written without a space", first.span.until(items[1].span), f"write x{items[1].value.value}")
             return
-        if isinstance(first.value, ast.Ref) and first.key is None and did_you_mean(first.value.name, ["freeze"]):
-            self.error(f"a block call does not take '{first.value.name}' here", first.span, "did you mean 'freeze'?", ctx.calls)
+        word = _bare_word(first)
+        if word is not None and did_you_mean(word, ["freeze"]):
+            self.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)
             return
         self.error(
             "a block call takes its arguments inside the parentheses",
@@ -831,9 +832,9 @@ def _position(d: Diagnostic) -> tuple[int, int]:
 def _misspelt_block(st: ast.Statement) -> bool:
     """`blok b(K) {`: a word like `block`, then a name, then a body."""
     word = st.name.text
-    if st.body is None or word in GROUP_FIELDS or word == "block" or not st.items or st.items[0].key is not None:
+    if st.body is None or word in GROUP_FIELDS or word == "block" or not st.items:
         return False
-    return isinstance(st.items[0].value, ast.Ref) and did_you_mean(word, ["block"]) is not None
+    return _bare_word(st.items[0]) is not None and did_you_mean(word, ["block"]) is not None
 
 
 def _refs(expr: ast.Expr | None):
@@ -847,8 +848,13 @@ def _refs(expr: ast.Expr | None):
         yield from _refs(expr.right)
 
 
+def _bare_word(arg: ast.Arg) -> str | None:
+    """The word of a positional bare-word argument (`freeze`, `x2`), else None."""
+    return arg.value.name if arg.key is None and isinstance(arg.value, ast.Ref) else None
+
+
 def _is_word(arg: ast.Arg, word: str) -> bool:
-    return arg.key is None and isinstance(arg.value, ast.Ref) and arg.value.name == word
+    return _bare_word(arg) == word
 
 
 def _example(kind: str) -> str:
