@@ -10,12 +10,11 @@ are control flow only.
 from __future__ import annotations
 
 import keyword
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Span, UsageError
+from .errors import Span
 from .layers import LayerKind
 
 Shape = tuple[int, ...]
@@ -148,21 +147,6 @@ class Network:
 
     def layers(self) -> list[Layer]:
         return list(walk_layers(self.body))
-
-    def check_train_batch(self, batch: int, flag: str) -> None:
-        """Refuse batches of one where a batchnorm sees one value per channel of each sample.
-
-        After flatten or a global pool such a batchnorm has no statistics to compute from a single
-        sample, and torch refuses it in training mode.
-        """
-        if batch >= 2:
-            return
-        for layer in self.layers():
-            if layer.kind.name == "batchnorm" and layer.in_shape is not None and math.prod(layer.in_shape[1:]) == 1:
-                raise UsageError(
-                    f"batchnorm {layer.name} (line {layer.line}) sees one value per channel, so it cannot train on batches of {batch}",
-                    hint=f"use {flag} 2 or more",
-                )
 
     @property
     def output_shape(self) -> Shape | None:

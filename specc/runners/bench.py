@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..api import Net
+from .evaluate import check_train_batch
 
 WARMUP = 2  # iterations before timing: first calls choose kernels and allocate
 MIN_SECONDS = 0.5  # whole-network timings run at least this long, so fast networks get many samples
@@ -78,7 +79,7 @@ def measure(net: Net, batch: int = 16, iters: int = 10) -> Bench:
     import torch
 
     net.check()
-    net.network.check_train_batch(batch, "--batch")  # the per-layer timings run forward and backward in training mode
+    check_train_batch(net.network, batch, "--batch")  # the per-layer timings run forward and backward in training mode
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     threads = torch.get_num_threads()
     model = net.to_torch()

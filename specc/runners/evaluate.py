@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,22 @@ def check_classifier(network: Network, classes: list[str]) -> None:
             f"the network outputs {out[0]} scores but the data has {len(classes)} classes ({', '.join(classes[:12])})",
             hint=f"make the last layer `fc {len(classes)}`",
         )
+
+
+def check_train_batch(network: Network, batch: int, flag: str) -> None:
+    """Refuse batches of one where a batchnorm sees one value per channel of each sample.
+
+    After flatten or a global pool such a batchnorm has no statistics to compute from a single
+    sample, and torch refuses it in training mode. `flag` names the setting to change.
+    """
+    if batch >= 2:
+        return
+    for layer in network.layers():
+        if layer.kind.name == "batchnorm" and layer.in_shape is not None and math.prod(layer.in_shape[1:]) == 1:
+            raise UsageError(
+                f"batchnorm {layer.name} (line {layer.line}) sees one value per channel, so it cannot train on batches of {batch}",
+                hint=f"use {flag} 2 or more",
+            )
 
 
 class Normalise:

@@ -58,7 +58,7 @@ from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputFileError, SpeccError,
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
 from .distributed import Session, pick_device, start
-from .evaluate import Evaluation, Normalise, check_classifier, evaluate, logits_model, summarise
+from .evaluate import Evaluation, Normalise, check_classifier, check_train_batch, evaluate, logits_model, summarise
 from .plots import write_curves
 
 STATE_FILE = "last.state.safetensors"
@@ -242,7 +242,7 @@ class _Run:
             raise InputFileError(f"{len(splits.train)} training samples cannot be shared among {self.session.world_size} processes")
         self.batch = min(config.batch_size, per_process)
         self.steps = per_process // self.batch  # the remainder waits for the next epoch's shuffle
-        self.net.network.check_train_batch(self.batch, "--batch-size")
+        check_train_batch(self.net.network, self.batch, "--batch-size")
 
     def _build_model(self, init_from: str | Path | None) -> None:
         config, session = self.config, self.session
