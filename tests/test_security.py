@@ -1,0 +1,147 @@
+"""Attacks on specc from outside its inputs: files planted by another local user, outputs that would replace inputs."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import lark
+
+from specc import parse, parser_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAMMAR = (ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")
+SPEC = ROOT / "specs" / "lenet5.cnn"
+
+
+def python(code: str, tmpdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir), "TMP": str(tmpdir), "TEMP": str(tmpdir)}
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+CHECK = "import sys; from specc.cli import run; sys.argv = ['specc', 'check', *sys.argv[1:]]; run()"
+# How specc built its parser until the tables shipped as JSON, word for word: lark's cache file name
+# hashes the options in the order given.
+OLD_PARSER = (
+    "import lark; from specc import parse\n"
+    "lark.Lark(parse._grammar_path().read_text(encoding='utf-8'), parser='lalr', lexer='contextual',"
+    " maybe_placeholders=True, transformer=parse._ToAst(), cache=True)\n"
+)
+
+
+class Payload:
+    """Unpickling this creates the marker file: proof that a planted pickle ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant(tmpdir: Path, marker: Path) -> list[Path]:
+    """The payload under every name lark's cache could take for this grammar, user and Python."""
+    python(OLD_PARSER, tmpdir).check_returncode()  # lark writes its cache under the exact name it would read
+    names = set(tmpdir.glob(".lark_*"))
+    digests = [parser_tables.grammar_digest(GRAMMAR), "0" * 64]
+    users = {os.environ.get("USER", ""), os.environ.get("LOGNAME", ""), "unknown", "root"}
+    for kind in ("cache", "cache_grammar"):
+        for user in users:
+            for digest in digests:
+                names.add(tmpdir / f".lark_{kind}_{user}_{digest}_{sys.version_info[0]}_{sys.version_info[1]}.tmp")
+    for name in names:
+        # lark's cache file: the grammar's sha256 on a line, then pickles; the first one is loaded unchecked
+        name.write_bytes(b"planted\n" + pickle.dumps(Payload(marker)) + pickle.dumps(Payload(marker)))
+    return sorted(names)
+
+
+def test_a_pickle_planted_where_lark_caches_is_never_loaded(tmp_path: Path):
+    shared_tmp, marker = tmp_path / "tmp", tmp_path / "payload-ran"
+    shared_tmp.mkdir()
+    planted = plant(shared_tmp, marker)
+    assert any(p.name.startswith(".lark_cache_") for p in planted)
+
+    # The attack works against lark's cache, so that the check below can fail.
+    python(OLD_PARSER, shared_tmp)
+    assert marker.exists(), "the planted payload did not run even under lark's cache: the test proves nothing"
+    marker.unlink()
+    plant(shared_tmp, marker)
+
+    done = python(CHECK, shared_tmp, str(SPEC), "--json")
+    assert done.returncode == 0, done.stderr
+    assert '"total_params": 61706' in done.stdout
+    assert not marker.exists(), "specc check ran a pickle planted in the temp folder"
+    bad = python(CHECK, shared_tmp, str(ROOT / "tests" / "errors" / "bad_character.cnn"))  # the error path builds the catalogue
+    assert bad.returncode == 2 and not marker.exists()
+
+
+def test_check_works_where_unpickling_raises(tmp_path: Path):
+    no_pickle = (
+        "import pickle, sys\n"
+        "def refuse(*args, **kwargs):\n"
+        "    sys.stderr.write('UNPICKLED\\n')  # seen even where a library swallows the error, as lark does\n"
+        "    raise AssertionError('pickle used on the load path')\n"
+        "pickle.load = pickle.loads = refuse\n"
+        "class Refuse(pickle.Unpickler):\n"
+        "    def load(self):\n"
+        "        refuse()\n"
+        "pickle.Unpickler = Refuse\n" + CHECK.replace("; ", "\n")
+    )
+    done = python(no_pickle, tmp_path, str(SPEC), "--json")
+    assert done.returncode == 0 and "UNPICKLED" not in done.stderr, done.stderr
+    assert '"total_params": 61706' in done.stdout
+    assert not list(tmp_path.iterdir()), "specc check wrote into the temp folder"
+
+
+def test_the_shipped_tables_are_those_of_the_grammar():
+    stored = parser_tables.TABLES.read_text(encoding="utf-8")
+    assert f'"grammar_sha256":"{parser_tables.grammar_digest(GRAMMAR)}"' in stored, (
+        "grammar/specc.lark changed: write specc/parser_tables.json again with `python grammar/write_tables.py`"
+    )
+    assert f'"lark":"{lark.__version__}"' in stored, "another lark: write the tables again with `python grammar/write_tables.py`"
+
+
+def test_the_tables_read_back_as_lark_wrote_them():
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = parser_tables.build(GRAMMAR).memo_serialize([TerminalDef, Rule])
+    data["options"] = {k: v for k, v in data["options"].items() if k not in parser_tables._RUNTIME_OPTIONS}
+    text = json.dumps(parser_tables._encode({"data": data, "memo": memo}))
+    assert json.loads(text, object_hook=parser_tables._decode) == {"data": data, "memo": memo}
+
+
+def texts() -> list[tuple[str, str]]:
+    paths = sorted(glob.glob(str(ROOT / "specs" / "*.cnn")) + glob.glob(str(ROOT / "tests" / "errors" / "*.cnn")))
+    return [(Path(p).name, Path(p).read_text(encoding="utf-8")) for p in paths]
+
+
+def outcome(parser, text: str) -> str:
+    try:
+        return repr(parser.parse(text if text.endswith("\n") else text + "\n"))
+    except Exception as err:  # the same error, at the same place, from both parsers
+        return f"{type(err).__name__} {getattr(err, 'line', '')}:{getattr(err, 'column', '')} {sorted(getattr(err, 'expected', []) or [])}"
+
+
+def test_the_shipped_tables_parse_as_the_grammar_does():
+    shipped, built = parser_tables.load(GRAMMAR, parse._ToAst()), parser_tables.build(GRAMMAR, parse._ToAst())
+    assert shipped.source_path == "<deserialized>", "the shipped tables were not used"
+    cases = texts()
+    assert len(cases) > 40
+    for name, text in cases:
+        assert outcome(shipped, text) == outcome(built, text), name
+
+
+def test_tables_of_another_grammar_are_not_used(monkeypatch, tmp_path: Path):
+    stale = tmp_path / "tables.json"
+    stale.write_text(parser_tables.serialize(GRAMMAR + "\n// an edit\n"), encoding="utf-8")
+    monkeypatch.setattr(parser_tables, "TABLES", stale)
+    parser = parser_tables.load(GRAMMAR, parse._ToAst())
+    assert parser.source_path != "<deserialized>"
+    stale.write_text("not json", encoding="utf-8")
+    assert parser_tables.load(GRAMMAR, parse._ToAst()).source_path != "<deserialized>"
