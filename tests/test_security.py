@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -145,3 +146,78 @@ def test_tables_of_another_grammar_are_not_used(monkeypatch, tmp_path: Path):
     assert parser.source_path != "<deserialized>"
     stale.write_text("not json", encoding="utf-8")
     assert parser_tables.load(GRAMMAR, parse._ToAst()).source_path != "<deserialized>"
+
+
+# --- an output never replaces an input ------------------------------------------------------------
+
+
+def cli(*args: str, cwd: Path | None = None):
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    with contextlib.chdir(cwd or os.getcwd()):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def spec_in(folder: Path, name: str = "net.cnn") -> Path:
+    path = folder / name
+    path.write_bytes(SPEC.read_bytes())
+    return path
+
+
+def weights_in(folder: Path) -> Path:
+    from safetensors.torch import save_file
+
+    from specc import load
+
+    path = folder / "W.safetensors"
+    save_file({k: v.contiguous() for k, v in load(SPEC).to_torch().state_dict().items()}, str(path))
+    return path
+
+
+def refused(result, *named: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "would destroy that input; nothing was written" in result.output and "Traceback" not in result.output
+    for name in named:
+        assert name in result.output
+
+
+def untouched(files: dict[Path, bytes], folder: Path, before: set[Path]) -> None:
+    for path, content in files.items():
+        assert path.read_bytes() == content, f"{path} was changed"
+    assert set(folder.iterdir()) == before, "a file was written"
+
+
+def snapshot(folder: Path, *files: Path) -> tuple[dict[Path, bytes], set[Path]]:
+    return {f: f.read_bytes() for f in files}, set(folder.iterdir())
+
+
+def test_compile_never_writes_over_its_spec(tmp_path: Path):
+    spec = spec_in(tmp_path)
+    (tmp_path / "sub").mkdir()
+    os.symlink(spec, tmp_path / "link.py")
+    os.link(spec, tmp_path / "hard.py")
+    files, before = snapshot(tmp_path, spec)
+    for output in (spec, tmp_path / "sub" / ".." / "net.cnn", "net.cnn", tmp_path / "link.py", tmp_path / "hard.py"):
+        result = cli("compile", spec, "-o", output, cwd=tmp_path)
+        refused(result, f"-o {Path(output)}", f"the spec {spec}")
+        untouched(files, tmp_path, before)
+    assert cli("compile", "net.cnn", "-o", "net.py", cwd=tmp_path).exit_code == 0  # another name is written as before
+    assert "class " in (tmp_path / "net.py").read_text()
+
+
+def test_export_never_writes_over_its_spec_or_weights(tmp_path: Path):
+    spec, weights = spec_in(tmp_path), weights_in(tmp_path)
+    onnx_named_spec = spec_in(tmp_path, "net2.onnx")  # a spec whose default output is itself
+    os.link(weights, tmp_path / "hard.onnx")
+    files, before = snapshot(tmp_path, spec, weights, onnx_named_spec)
+    cases = [
+        (["export", spec, "-o", spec], ["-o", "the spec"]),
+        (["export", spec, "--weights", weights, "-o", weights], [f"-o {weights}", f"--weights {weights}"]),
+        (["export", spec, "--weights", weights, "-o", tmp_path / "hard.onnx"], ["is the same file as --weights"]),
+        (["export", "net2.onnx"], ["the default output net2.onnx is the spec net2.onnx"]),
+    ]
+    for args, named in cases:
+        refused(cli(*args, cwd=tmp_path), *named)
+        untouched(files, tmp_path, before)
