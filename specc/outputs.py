@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import EXIT_BAD_SPEC, SpeccError
 
 PathLike = str | os.PathLike
+Named = dict[str, PathLike | None] | list[tuple[str, PathLike | None]]
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:
@@ -23,13 +24,13 @@ def same_file(a: PathLike, b: PathLike) -> bool:
         return False
 
 
-def refuse_replacing(outputs: dict[str, PathLike | None], inputs: dict[str, PathLike | None]) -> None:
+def refuse_replacing(outputs: Named, inputs: Named) -> None:
     """Exit 2, before anything is written, where an output is one of the inputs.
 
-    Both maps go from how the user named the file (`-o`, `the spec`) to its path; None: not given.
+    Both go from how the user named the file (`-o`, `the spec`) to its path; None: not given.
     """
-    for out_label, output in outputs.items():
-        for in_label, source in inputs.items():
+    for out_label, output in _pairs(outputs):
+        for in_label, source in _pairs(inputs):
             if output is not None and source is not None and same_file(output, source):
                 relation = "is" if Path(output) == Path(source) else "is the same file as"
                 named = f"{out_label} {Path(output)} {relation} {in_label} {Path(source)}"
@@ -38,3 +39,7 @@ def refuse_replacing(outputs: dict[str, PathLike | None], inputs: dict[str, Path
                     hint="choose another name for the output",
                     exit_code=EXIT_BAD_SPEC,
                 )
+
+
+def _pairs(named: Named) -> list[tuple[str, PathLike | None]]:
+    return list(named.items()) if isinstance(named, dict) else list(named)

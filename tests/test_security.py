@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 import lark
+import pytest
 
 from specc import parse, parser_tables
+from specc.errors import SpeccError
+from specc.runners.checkpoint import load as load_safetensors
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAMMAR = (ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")
@@ -221,3 +224,95 @@ def test_export_never_writes_over_its_spec_or_weights(tmp_path: Path):
     for args, named in cases:
         refused(cli(*args, cwd=tmp_path), *named)
         untouched(files, tmp_path, before)
+
+
+# --- a run directory is new, empty, or specc's own ------------------------------------------------
+
+
+def users_folder(folder: Path) -> dict[Path, bytes]:
+    """A folder of someone's own work, with names that a run writes."""
+    folder.mkdir()
+    files = {"config.json": b'{"mine": 1}\n', "metrics.jsonl": b"{}\n", "test.json": b"[]\n", "best.safetensors": b"mine", "notes": b"x"}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return {folder / name: content for name, content in files.items()}
+
+
+def train_args(tmp_path: Path, out: Path, *more: str) -> list[str]:
+    from .test_train import make_npz, write_spec
+
+    data = tmp_path / "data"
+    if not data.exists():
+        make_npz(data, n_train=48, n_test=12)
+    return ["train", str(write_spec(tmp_path)), "--data", str(data), "--epochs", "1", "--batch-size", "16", "--out", str(out), *more]
+
+
+def test_train_refuses_a_folder_of_the_users_own_files(tmp_path: Path):
+    out = tmp_path / "mine"
+    files = users_folder(out)
+    before = set(out.iterdir())
+    result = cli(*train_args(tmp_path, out))
+    assert result.exit_code == 2, result.output
+    assert f"--out {out} is a folder of other files, not a run directory of specc's" in result.output
+    assert "training would overwrite best.safetensors, config.json, metrics.jsonl, test.json; nothing was touched" in result.output
+    assert "choose a new or empty folder" in result.output and "--resume" in result.output and "Traceback" not in result.output
+    untouched(files, out, before)
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".keep").write_text("")
+    assert cli(*train_args(tmp_path, hidden)).exit_code == 2  # empty means empty
+
+
+def test_the_check_comes_before_the_data_is_read(tmp_path: Path):
+    from specc.runners.train import preflight, train
+
+    from .test_train import write_spec
+
+    out = tmp_path / "mine"
+    users_folder(out)
+    spec = write_spec(tmp_path)
+    for call in (lambda: train(spec, {"data": str(tmp_path / "no-such-data")}, out=out), lambda: preflight(spec, {}, None, 2, out)):
+        with pytest.raises(SpeccError, match="is a folder of other files"):
+            call()
+
+
+def test_train_takes_a_new_or_empty_folder_or_its_own_unfinished_run(tmp_path: Path):
+    from specc.runners.train import RUN_MARKER
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(*train_args(tmp_path, empty)).exit_code == 0
+    assert (empty / RUN_MARKER).is_file() and (empty / "test.json").is_file()
+    again = cli(*train_args(tmp_path, empty))  # a finished run is continued with --resume, never started over
+    assert again.exit_code == 2 and "already holds a run" in again.output and f"--resume {empty}" in again.output
+
+    unfinished = tmp_path / "unfinished"  # a run stopped before its first epoch ended: specc's own files
+    unfinished.mkdir()
+    for name in (RUN_MARKER, "spec.cnn", "config.json"):
+        (unfinished / name).write_text("left by an earlier start\n")
+    (unfinished / "last.safetensors").write_bytes(b"stale")
+    assert cli(*train_args(tmp_path, unfinished)).exit_code == 0
+    assert json.loads((unfinished / "config.json").read_text())["network"] == "tiny"
+    assert load_safetensors(unfinished / "last.safetensors")[1]["specc.epoch"] == "1"
+
+
+def test_train_never_writes_over_its_own_inputs(tmp_path: Path):
+    from specc.runners.train import RUN_MARKER
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RUN_MARKER).write_text("")
+    init = weights_in(tmp_path)
+    os.replace(init, run / "last.safetensors")
+    files, before = snapshot(run, run / "last.safetensors")
+    result = cli(*train_args(tmp_path, run, "--init-from", str(run / "last.safetensors")))
+    assert result.exit_code == 2 and f"the run's file {run / 'last.safetensors'} is --init-from" in result.output, result.output
+    untouched(files, run, before)
+    spec_there = run / "spec.cnn"
+    spec_there.write_text((tmp_path / "tiny.cnn").read_text())
+    files, before = snapshot(run, spec_there)
+    args = train_args(tmp_path, run)
+    args[1] = str(spec_there)
+    result = cli(*args)
+    assert result.exit_code == 2 and f"is the spec {spec_there}" in result.output
+    untouched(files, run, before)
