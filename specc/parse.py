@@ -23,7 +23,7 @@ from typing import NamedTuple
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, parser_tables
 from .errors import Diagnostic, Source, Span, SpeccError
 
 MAX_SYNTAX_ERRORS = 20
@@ -50,16 +50,8 @@ def _grammar_path() -> Path:
 
 @functools.cache
 def _parser() -> Lark:
-    # cache=True keeps the LALR tables in the temp folder, keyed by the grammar's hash:
-    # building them costs more than the whole check of a ResNet.
-    return Lark(
-        _grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        maybe_placeholders=True,
-        transformer=_ToAst(),
-        cache=True,
-    )
+    # Never lark's cache=True: it unpickles a file in the shared temp folder (see parser_tables).
+    return parser_tables.load(_grammar_path().read_text(encoding="utf-8"), _ToAst())
 
 
 def parse(text: str, path: str = "<string>") -> ast.Spec:

@@ -22,11 +22,15 @@ def export(spec: str, weights: str | None, output: str | None, opset: int):
     """Write SPEC as one ONNX file, weights inside, checked against torch with onnxruntime."""
     from ..backends.onnx import CHECK_BATCHES, TOLERANCE
     from ..backends.onnx import export as export_onnx
+    from ..outputs import refuse_replacing
 
+    label = "-o" if output else "the default output"
+    output = output or Path(spec).with_suffix(".onnx").name
+    refuse_replacing({label: output}, {"the spec": spec, "--weights": weights})
     net = _load(spec)
     if weights is None:
         click.echo(f"note: no --weights given: exporting {net.name} with random initial weights", err=True)
-    result = export_onnx(net, output or Path(spec).with_suffix(".onnx").name, weights, opset)
+    result = export_onnx(net, output, weights, opset)
     meta = result.metadata
     diffs = ", ".join(f"{result.max_abs_diff[b]:.2g} at batch {b}" for b in CHECK_BATCHES)
     click.echo(f"wrote {result.path}: {result.size_bytes / 1e6:.2f} MB, opset {result.opset}, {result.nodes} nodes, batch axis dynamic")

@@ -55,6 +55,9 @@ def check(spec: str, as_json: bool, depth: int | None, strict: bool):
 @click.option("--class-name", default=None, help="Name of the generated nn.Module class.")
 def compile_(spec: str, output: str | None, show: bool, class_name: str | None):
     """Write SPEC as one standalone PyTorch file (needs only torch to run)."""
+    from ..outputs import refuse_replacing
+
+    refuse_replacing({"-o": output}, {"the spec": spec})
     if class_name is not None:  # before the spec, so that the message names the flag, not the file
         from ..backends.python_source import check_class_name
 

@@ -58,7 +58,7 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
         from ..runners.distributed import launch
         from ..runners.train import preflight
 
-        preflight(spec, flags, resume, nproc)
+        preflight(spec, flags, resume, nproc, out, init_from)
         sys.exit(launch(nproc, _args_without_nproc(ctx)))
     from ..runners.train import train as run_training
 

@@ -15,6 +15,7 @@ the training objective, label smoothing included; validation and test
 losses are plain cross-entropy.
 
 Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
+  .specc-run               written first: marks the folder as specc's own (see check_out)
   spec.cnn                 the spec text as run
   config.json              the resolved configuration, data, normalisation, device, versions
   metrics.jsonl            one JSON object per epoch
@@ -54,7 +55,8 @@ from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reade
 
 from .. import __version__
 from ..api import Net, load
-from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, InputFileError, SpeccError, UsageError
+from ..errors import EXIT_BAD_SPEC, EXIT_FAILURE, EXIT_INTERRUPTED, InputFileError, SpeccError, UsageError
+from ..outputs import refuse_replacing
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
 from .distributed import Session, pick_device, start
@@ -62,6 +64,12 @@ from .evaluate import Evaluation, Normalise, check_classifier, check_train_batch
 from .plots import write_curves
 
 STATE_FILE = "last.state.safetensors"
+RUN_MARKER = ".specc-run"  # written first into every run directory: what makes a folder one of specc's own
+# Every file a run writes into its directory (besides temporary files renamed over these).
+RUN_FILES = (
+    *(RUN_MARKER, "spec.cnn", "config.json", "metrics.jsonl"),
+    *("last.safetensors", "best.safetensors", STATE_FILE, "curves.png", "test.json"),
+)
 DUMP_ENV = "SPECC_TEST_DUMP_DIR"  # tests only: every rank writes its final weights there
 
 
@@ -107,19 +115,24 @@ def train(
     """
     flags = flags or {}
     net, config = _spec_and_config(spec, flags, resume, int(os.environ.get("WORLD_SIZE", "1")))
+    inputs = _inputs(spec, flags, init_from)
+    if resume is None:
+        check_out(out, inputs)
     session = start(config.device)
     try:
         run = _Run(net, config, session, Path(resume) if resume is not None else None, reporter if session.is_main else None)
-        result = run.run(out, init_from)
+        result = run.run(out, init_from, inputs)
         session.barrier()  # rank 0 tests alone at the end; the others wait rather than tear the group down under it
         return result
     finally:
         session.close()
 
 
-def preflight(spec: str | Path | None, flags: dict[str, Any], resume: str | Path | None, world_size: int) -> None:
+def preflight(spec, flags: dict[str, Any], resume: str | Path | None, world_size: int, out=None, init_from=None) -> None:
     """Meet the mistakes every process of a distributed run would meet, once, before torchrun starts them."""
     net, config = _spec_and_config(spec, flags, resume, world_size)
+    if resume is None:
+        check_out(out, _inputs(spec, flags, init_from))
     pick_device(config.device, local_world=world_size)
     _open_data(net, config)
 
@@ -169,22 +182,61 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 _START_AGAIN = "the run directory was edited or mixed with another run's files; start a new run with --init-from {run_dir}/last.safetensors"
 
 
-def _new_run_dir(name: str, out: str | Path | None) -> Path:
+def _inputs(spec, flags: dict[str, Any], init_from) -> dict[str, str | Path | None]:
+    return {"the spec": spec, "--init-from": init_from, "--data": flags.get("data")}
+
+
+def check_out(out: str | Path | None, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse an --out that holds anything but one of specc's own runs, before anything is read or written.
+
+    A new run writes fixed names (config.json, test.json, best.safetensors...), which in a folder of the
+    user's own files would replace theirs. So --out is a new or empty folder, or a run of specc's own
+    (marked by RUN_MARKER, written before anything else) that has no completed epoch yet. No input of the
+    run may be one of the files it writes.
+    """
+    if out is None:
+        return
+    path = Path(out)
+    if (path / STATE_FILE).exists():
+        raise SpeccError(
+            f"{path} already holds a run", hint=f"continue it with --resume {path}, or choose another --out", exit_code=EXIT_BAD_SPEC
+        )
+    if path.is_dir() and not (path / RUN_MARKER).is_file() and any(path.iterdir()):
+        clash = sorted(p.name for p in path.iterdir() if p.name in RUN_FILES)
+        would = f"; training would overwrite {', '.join(clash)}" if clash else ""
+        raise SpeccError(
+            f"--out {path} is a folder of other files, not a run directory of specc's{would}; nothing was touched",
+            hint="choose a new or empty folder for --out; to continue an interrupted run, use --resume on its run directory",
+            exit_code=EXIT_BAD_SPEC,
+        )
+    refuse_replacing([("the run's file", path / name) for name in RUN_FILES], inputs)
+
+
+def _new_run_dir(name: str, out: str | Path | None, inputs: dict[str, str | Path | None]) -> Path:
     if out is not None:
+        check_out(out, inputs)  # again: the folder may have changed while the data loaded
         path = Path(out)
-        if (path / STATE_FILE).exists():
-            raise UsageError(f"{path} already holds a run", hint=f"continue it with --resume {path}, or choose another --out")
         path.mkdir(parents=True, exist_ok=True)
+        _mark_run_dir(path)
         return path
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in range(1, 100):
         path = Path("runs") / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
         try:
             path.mkdir(parents=True)
-            return path
         except FileExistsError:
             continue
+        _mark_run_dir(path)
+        return path
     raise UsageError(f"cannot make a new run directory under runs/ for {name}-{stamp}", hint="pass --out DIR")
+
+
+def _mark_run_dir(path: Path) -> None:
+    """The marker first, then a clean slate: what an earlier start in this folder left is specc's own, and stale."""
+    (path / RUN_MARKER).write_text("a run directory of specc train; specc may write over its files\n")
+    for stale in RUN_FILES:
+        if stale != RUN_MARKER:
+            (path / stale).unlink(missing_ok=True)
 
 
 # --- the run -------------------------------------------------------------------
@@ -203,12 +255,12 @@ class _Run:
         self.best_epoch, self.best_acc = 0, -1.0
         self.saved_epoch = 0  # the epoch of the checkpoint on disk
 
-    def run(self, out: str | Path | None, init_from: str | Path | None) -> RunResult:
+    def run(self, out: str | Path | None, init_from: str | Path | None, inputs: dict[str, str | Path | None]) -> RunResult:
         self._load_data()
         self._build_model(init_from)
         first = self._restore() + 1 if self.resumed else 1
         if not self.resumed and self.session.is_main:
-            self.run_dir = _new_run_dir(self.net.name, out)
+            self.run_dir = _new_run_dir(self.net.name, out, inputs)
             self._write_run_files(init_from)
         self.reporter.start(self._info(first))
         if self.init_report is not None:

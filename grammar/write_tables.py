@@ -1,0 +1,15 @@
+"""Write specc/parser_tables.json again from grammar/specc.lark (after an edit of the grammar).
+
+    python grammar/write_tables.py
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from specc import parser_tables  # noqa: E402
+
+parser_tables.TABLES.write_text(parser_tables.serialize((ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")), encoding="utf-8")
+print(f"wrote {parser_tables.TABLES}")
