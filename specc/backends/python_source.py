@@ -5,6 +5,10 @@ written here, so the module in memory and `specc compile -o model.py` cannot
 drift apart. `__init__` builds one module per layer, in namespaces
 (nn.ModuleDict) that mirror the spec's names; `forward` is one line per layer,
 with the residual adds and concats written out, as a person would.
+
+Text from outside (the spec's path, names) reaches the file only as escaped
+string literals (`_docstring_text`, `_quoted`), never raw: a path that holds
+three double quotes and code, or `C:\\Users\\net.cnn`, stays text.
 """
 
 from __future__ import annotations
@@ -77,6 +81,31 @@ def generate(network: Network, name: str | None = None) -> str:
     return _Writer(network, name or class_name(network)).source()
 
 
+def _docstring_text(text: str) -> str:
+    """`text` escaped for the inside of a triple-quoted docstring: the docstring's value is `text` itself.
+
+    Backslashes and quotes are escaped, so nothing can end the literal; characters that are not
+    printable (newlines, line and paragraph separators, controls, lone surrogates) become escapes.
+    """
+    out = []
+    for c in text:
+        if c in '\\"':
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        else:
+            out.append(repr(c)[1:-1])
+    return "".join(out)
+
+
+def _quoted(text: str) -> str:
+    """A Python string literal of `text`: double-quoted where repr allows, as the rest of the file."""
+    literal = repr(text)
+    if literal.startswith("'") and "'" not in text and '"' not in text:
+        return f'"{literal[1:-1]}"'
+    return literal
+
+
 class _Namespace:
     """Unique local variable names for forward: identity, identity_1, ..."""
 
@@ -114,7 +143,7 @@ class _Writer:
     def access(self, layer: Layer | tuple[str, ...]) -> str:
         # The expander has refused every name that could not name a module (ir.module_name_problem).
         head, *rest = layer.path if isinstance(layer, Layer) else layer
-        return f"self.{head}" + "".join(f'["{p}"]' for p in rest)
+        return f"self.{head}" + "".join(f"[{_quoted(p)}]" for p in rest)
 
     def construct(self, layer: Layer, inplace: bool) -> None:
         for depth in range(1, len(layer.path)):
@@ -211,7 +240,7 @@ class _Writer:
     def assemble(self) -> str:
         net = self.network
         out = [
-            f'"""{net.name}, compiled by specc from {net.source_path}. Needs only torch.',
+            f'"""{_docstring_text(net.name)}, compiled by specc from {_docstring_text(net.source_path)}. Needs only torch.',
             "",
             f"Input: {shape_text(net.input_shape)} per sample; output: {shape_text(net.output_shape)}.",
             f"Build it with `{self.name}()`; run this file to try it on a random batch.",
