@@ -74,6 +74,43 @@ class Arguments:
         )
         return None
 
+    def repeat_count(self, expr: ast.Expr, where: Span, ctx: Context, most: int) -> int | None:
+        """How many copies `x N` makes, or None after reporting why it cannot.
+
+        A count written as a number is at least 1 (`x0` is a line to delete); one computed from
+        block parameters may be 0, as `x N-1` is for a stage of one block.
+        """
+        value = self.evaluate(expr, ctx.env, ctx.calls)
+        v, literal = value.value, isinstance(expr, ast.Num)
+        if value.failed:
+            return None
+        notes = [(f"block '{ctx.blocks[-1]}' repeats by it here", where)] if value.span != expr.span and ctx.blocks else []
+        if value.word or not isinstance(v, int | float):
+            name = v if value.word else "N"
+            hint = f"a count given by name is a block parameter: block stage(K, {name}) {{ ... x {name} }}"
+            if notes:
+                hint = f"block '{ctx.blocks[-1]}' repeats by this argument: pass a whole number, such as 2"
+            elif value.word and ctx.blocks:
+                block = ctx.blocks[-1]
+                params = ", ".join([p.name.text for p in self.blocks[block].params] + [v])
+                hint = f"'{v}' is not a parameter of block '{block}'; add it, as in block {block}({params})"
+            self.error(f"a repeat count must be a whole number, got '{value_text(v)}'", value.span, hint, ctx.calls, notes)
+            return None
+        if isinstance(v, float):
+            near = " or ".join(f"x{n}" for n in sorted({max(math.floor(v), 0), max(math.ceil(v), 0)})) if math.isfinite(v) else "x2"
+            hint = f"block '{ctx.blocks[-1]}' repeats by this argument: pass a whole number" if notes else f"write e.g. {near}"
+            self.error(f"a repeat count must be a whole number, got {_short(v)}", value.span, hint, ctx.calls, notes)
+            return None
+        low = 1 if literal else 0
+        if not low <= v <= most:
+            what = f"between {low} and {most:,}" if v >= 0 else f"{low} or more"
+            hint = f"block '{ctx.blocks[-1]}' repeats by this argument: pass 0 or more" if notes else "write a count such as x2"
+            if literal:
+                hint += "; to drop the layer, delete the line"
+            self.error(f"a repeat count must be {what}, got {_short(v)}", value.span, hint, ctx.calls, notes)
+            return None
+        return v
+
     # ---- arguments of layers and groups -------------------------------------------------
 
     def arguments(self, what: str, fields: tuple[Field, ...], items: list[ast.Arg], ctx: Context, where: Span):

@@ -288,17 +288,18 @@ class Expander(Arguments):
         if st.repeat is None:
             node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self) if self._known(st) else "")
             return [node] if node is not None else []
-        if not 1 <= st.repeat <= MAX_NODES:
-            hint = "write a count such as x2; to drop the layer, delete the line"
-            self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, hint, ctx.calls)
+        count = self.repeat_count(st.repeat, st.repeat_span, ctx, MAX_NODES)
+        if count is None:
             return [self.unknown(st, ctx)]
+        if count == 0:  # `x N-1` with N=1: no copies, and no namespace for them
+            return []
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
-            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(st.repeat)]
+            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(count)]
         name = ctx.scope.take(st.label, self._base(st), self)
         scope = Scope(ctx.scope.path + (name,), numbered=True)
         inner = ctx.inside(scope)
-        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(st.repeat)]
-        return [Group("repeat", f"x{st.repeat}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
+        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(count)]
+        return [Group("repeat", f"x{count}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
 
     def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
         """`b(4)x2`: the lexer reads a repeat only after a space, so that `F=3x3` is never one."""
@@ -454,9 +455,6 @@ class Expander(Arguments):
 
     def _stray_items(self, items: list[ast.Arg], ctx: Context) -> None:
         first = items[0]
-        if _is_word(first, "x") and len(items) > 1 and isinstance(items[1].value, ast.Num):
-            self.error("a repeat count is written without a space", first.span.until(items[1].span), f"write x{items[1].value.value}")
-            return
         word = _bare_word(first)
         if word is not None and did_you_mean(word, ["freeze"]):
             self.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)

@@ -35,7 +35,7 @@ def test_the_parser_keeps_every_span():
     spec = parse("network demo\ninput 3x32x32\nstem: conv K=16 F=5 x2\n")
     st = spec.body[0]
     assert (spec.network.text, spec.input_shape) == ("demo", (3, 32, 32))
-    assert (st.label.text, st.name.text, st.repeat) == ("stem", "conv", 2)
+    assert (st.label.text, st.name.text, st.repeat.value) == ("stem", "conv", 2)
     assert (st.name.span.line, st.name.span.column, st.name.span.end_column) == (3, 7, 11)
     key, value = st.items[0].key, st.items[0].value
     assert (key.text, key.span.column, value.value, value.span.column) == ("K", 12, 16, 14)
@@ -55,7 +55,7 @@ def test_block_definitions_and_calls():
     assert [p.name.text for p in block.params] == ["K", "S"]
     assert block.params[1].default.value == 1
     call = spec.body[0]
-    assert call.name.text == "b" and call.repeat == 3
+    assert call.name.text == "b" and call.repeat.value == 3
     assert [(a.key.text if a.key else None) for a in call.call_args] == [None, "S"]
 
 
@@ -259,3 +259,51 @@ def test_a_repeat_follows_a_space_and_a_shape_is_never_one():
     assert names("conv K=4 F=3 P=1 x2\n") == ["conv1.0", "conv1.1"]
     assert "t.cnn:3:12: error: conv F takes one number: the filter is F×F, got 3x3" in error(HEAD + "conv K=4 F=3x3\n")
     assert "a repeat count needs a space before it" in error(HEAD + "relu\nconv K=4 F=(3)x2\n")
+
+
+# ---- repeats: counts from block parameters, and after a group's '}' ---------------------
+
+
+def test_a_repeat_count_can_be_a_block_parameter():
+    spec = "block stage(K, N) {\n  conv K=K F=1 x N\n}\nstage(4, 3)\n"
+    assert names(spec) == ["stage1.conv1.0", "stage1.conv1.1", "stage1.conv1.2"]
+
+
+def test_a_count_of_zero_from_a_parameter_makes_no_copies_and_no_namespace():
+    """torchvision's _make_layer: the first block with the stride, then N - 1 more."""
+    spec = "block stage(K, N) {\n  conv K=K F=3 S=2 P=1\n  conv K=K F=3 P=1 x N-1\n}\nstage(4, 1)\nstage(4, 3)\n"
+    assert names(spec) == ["stage1.conv1", "stage2.conv1", "stage2.conv2.0", "stage2.conv2.1"]
+
+
+def test_a_call_site_repeats_by_a_parameter_in_scope():
+    spec = "block b(K) {\n  conv K=K F=1\n}\nblock stage(K, N) {\n  b(K) x N*2\n}\nstage(4, 1)\n"
+    assert names(spec) == ["stage1.b1.0.conv1", "stage1.b1.1.conv1"]
+
+
+@pytest.mark.parametrize("repeat", ["relu x2", "relu x 2", "relu x (1+1)"])
+def test_a_number_count_with_or_without_a_space(repeat):
+    assert names(repeat + "\n") == ["relu1.0", "relu1.1"]
+
+
+def test_a_word_x_is_still_a_name_and_a_parameter():
+    assert names("x: seq {\n  relu\n}\n") == ["x.0"]
+    assert layers("block b(x) {\n  fc x\n}\nflatten\nb(5)\n")[-1] == ("b1.fc1", (5,))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_groups_repeat_goes_before_its_brace_or_after(where):
+    head, tail = ("residual x3 freeze {", "}") if where == "before" else ("residual {", "} x3 freeze")
+    report = specc.loads(HEAD + f"{head}\n  conv K=3 F=3 P=1\n{tail}\nrelu\n").check()
+    assert [(row.name, row.frozen) for row in report.layers] == [
+        ("residual1.0.conv1", True),
+        ("residual1.1.conv1", True),
+        ("residual1.2.conv1", True),
+        ("relu1", False),
+    ]
+    assert [row.line for row in report.rows if row.is_group][0] == 3  # the group's row points at its head
+
+
+def test_a_repeat_after_the_brace_needs_its_space_and_nothing_but_freeze_after_it():
+    assert "a repeat count goes last on the line" in error(HEAD + "seq {\n  relu\n} x2 K=3\n")
+    assert "relu does not take 'frez' here" in error(HEAD + "relu x2 frez\n")
+    assert "a group's repeat count goes after a space" in error(HEAD + "seq {\n  relu\n}x2\n")
