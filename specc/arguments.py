@@ -262,8 +262,8 @@ def _one_number(what: str, fld: Field, sizes: tuple[int, ...]) -> tuple[str, str
 
 def _example_value(fld: Field) -> Any:
     """A plausible value to show in a hint: F=3, P=1, the field's default, or K=16."""
-    if fld.name in ("F", "P"):
-        return {"F": 3, "P": 1}[fld.name]
+    if fld.name in ("F", "P", "drop"):
+        return {"F": 3, "P": 1, "drop": 0.1}[fld.name]
     if isinstance(fld.default, int | float) and not isinstance(fld.default, bool):
         return fld.default
     return {"K": 16, "S": 2}.get(fld.name, 1)

@@ -6,7 +6,7 @@ Naming (the names become module names, so a state dict reads like the spec):
 - A block call opens a namespace: its label, or the block's name and a counter (basic1).
 - `x N` opens a namespace whose members are numbered 0..N-1, like nn.Sequential; so does a
   named `seq`, and a repeat inside a named `seq` continues its numbering.
-- Unnamed `residual`, `concat` and `seq` open none: their layers live beside their neighbours.
+- Unnamed `residual`, `concat`, `gate` and `seq` open none: their layers live beside their neighbours.
 """
 
 from __future__ import annotations
@@ -20,15 +20,19 @@ from . import ast
 from .arguments import MAX_INT, Arguments, Value, kind_example, value_text
 from .errors import Diagnostic, Source, Span, SpeccError
 from .ir import Group, Layer, Network, Node, module_name_problem
-from .layers import KINDS, REQUIRED, Field
+from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
 from .suggest import did_you_mean
 
 KEYWORDS = ("network", "input", "init", "train", "block")
 INITS = ("default", "kaiming", "xavier")
 GROUP_FIELDS = {
     "seq": (),
-    "concat": (),
-    "residual": (Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),),
+    "concat": (Field("split", "bool", False, "branch i takes the i-th equal slice of the channels", positional=True),),
+    "residual": (
+        Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),
+        Field("drop", "number", 0.0, "the chance that training skips the body, per sample (stochastic depth)", minimum=0, below=1),
+    ),
+    "gate": (),  # x times its body's output: squeeze-and-excitation
 }
 MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
@@ -408,7 +412,7 @@ class Expander(Arguments):
             self.error(
                 f"'{word}' cannot have a body",
                 st.name.span,
-                did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual and concat",
+                did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual, concat and gate",
                 ctx.calls,
             )
             return None
@@ -422,10 +426,22 @@ class Expander(Arguments):
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
         group.failed = resolved is None or not st.body  # `residual shortcut=projct`: how the body joins is unknown
         if resolved is not None and word == "residual":
-            group.shortcut = resolved[0]["shortcut"]
-            if group.shortcut != "identity":
-                group.shortcut_name = scope.take(None, "shortcut", self)
+            self._residual(group, resolved, scope, st, ctx)
+        if resolved is not None and word == "concat" and resolved[0]["split"]:
+            group.split, group.title = True, "concat split"
         return group
+
+    def _residual(self, group: Group, resolved, scope: Scope, st: ast.Statement, ctx: Context) -> None:
+        """The shortcut, and `drop=p` as a stochastic-depth layer at the end of the body, before the add."""
+        args, spans = resolved
+        group.shortcut = args["shortcut"]
+        if args["drop"]:
+            kind = GROUP_KINDS["stochastic_depth"]
+            path = scope.path + (scope.take(None, kind.short, self),)
+            depth = Layer(path, kind, {"p": args["drop"]}, st.name.span, st.span.line, ctx.frozen, {"p": spans["drop"]}, list(ctx.calls))
+            group.children.append(depth)
+        if group.shortcut != "identity":
+            group.shortcut_name = scope.take(None, "shortcut", self)
 
     def call(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         block = self.blocks[st.name.text]

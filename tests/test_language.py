@@ -307,3 +307,55 @@ def test_a_repeat_after_the_brace_needs_its_space_and_nothing_but_freeze_after_i
     assert "a repeat count goes last on the line" in error(HEAD + "seq {\n  relu\n} x2 K=3\n")
     assert "relu does not take 'frez' here" in error(HEAD + "relu x2 frez\n")
     assert "a group's repeat count goes after a space" in error(HEAD + "seq {\n  relu\n}x2\n")
+
+
+# ---- gate, stochastic depth, channel split ---------------------------------------------------
+
+SE = "gate {\n  pool avg global\n  conv K=2 F=1\n  relu\n  conv K=8 F=1\n  sigmoid\n}\n"
+
+
+def test_a_gate_keeps_its_input_shape_and_counts_its_body():
+    report = specc.loads("input 8x6x6\n" + SE).check()
+    assert report.output_shape == (8, 6, 6)
+    assert [row.output_shape for row in report.layers] == [(8, 1, 1), (2, 1, 1), (2, 1, 1), (8, 1, 1), (8, 1, 1)]
+    assert report.total_params == (8 * 2 + 2) + (2 * 8 + 8)
+    gate = next(row for row in report.rows if row.is_group)
+    assert (gate.kind, gate.output_shape, gate.receptive_field) == ("gate", (8, 6, 6), 6)  # a global pool sees the whole map
+
+
+@pytest.mark.parametrize(("body", "fits"), [("conv K=1 F=1", True), ("conv K=8 F=1", True), ("conv K=4 F=1", False), ("pool max F=2", False)])
+def test_a_gates_body_must_broadcast_against_its_input(body, fits):
+    text = f"input 8x6x6\ngate {{\n  {body}\n}}\n"
+    if fits:
+        assert specc.loads(text).check().output_shape == (8, 6, 6)
+    else:
+        assert "cannot multiply its input 8×6×6" in error(text)
+
+
+def test_residual_drop_adds_a_stochastic_depth_layer_after_the_body():
+    report = specc.loads(HEAD + "residual drop=0.1 {\n  conv K=3 F=3 P=1\n}\nrelu\n").check()
+    assert [(row.name, row.kind) for row in report.layers] == [("conv1", "conv"), ("stochastic_depth1", "stochastic_depth"), ("relu1", "relu")]
+    assert report.total_params == 84 and report.output_shape == (3, 8, 8)
+    assert names("residual {\n  conv K=3 F=3 P=1\n}\n") == ["conv1"]  # drop=0, the default: none
+
+
+def test_stochastic_depth_is_not_a_layer_of_its_own():
+    assert "unknown layer 'stochastic_depth'" in error(HEAD + "stochastic_depth 0.1\n")
+
+
+def test_concat_split_gives_each_branch_its_slice_of_the_channels():
+    text = "input 6x8x8\nconcat split {\n  conv K=5 F=1\n  pool max F=1\n  seq {\n    relu\n  }\n}\n"
+    report = specc.loads(text).check()
+    assert [(row.name, row.output_shape, row.params) for row in report.layers] == [
+        ("conv1", (5, 8, 8), 2 * 5 + 5),
+        ("pool1", (2, 8, 8), 0),
+        ("relu1", (2, 8, 8), 0),
+    ]
+    assert report.output_shape == (9, 8, 8)
+    assert next(row.kind for row in report.rows if row.is_group) == "concat split"
+
+
+def test_concat_split_needs_channels_that_divide():
+    assert "concat split cannot share 6 channels equally among 4 branches" in error(
+        "input 6x8x8\nconcat split {\n  relu\n  relu\n  relu\n  relu\n}\n"
+    )
