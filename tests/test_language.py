@@ -323,7 +323,9 @@ def test_a_gate_keeps_its_input_shape_and_counts_its_body():
     assert (gate.kind, gate.output_shape, gate.receptive_field) == ("gate", (8, 6, 6), 6)  # a global pool sees the whole map
 
 
-@pytest.mark.parametrize(("body", "fits"), [("conv K=1 F=1", True), ("conv K=8 F=1", True), ("conv K=4 F=1", False), ("pool max F=2", False)])
+@pytest.mark.parametrize(
+    ("body", "fits"), [("conv K=1 F=1", True), ("conv K=8 F=1", True), ("conv K=4 F=1", False), ("pool max F=2", False)]
+)
 def test_a_gates_body_must_broadcast_against_its_input(body, fits):
     text = f"input 8x6x6\ngate {{\n  {body}\n}}\n"
     if fits:
@@ -334,7 +336,11 @@ def test_a_gates_body_must_broadcast_against_its_input(body, fits):
 
 def test_residual_drop_adds_a_stochastic_depth_layer_after_the_body():
     report = specc.loads(HEAD + "residual drop=0.1 {\n  conv K=3 F=3 P=1\n}\nrelu\n").check()
-    assert [(row.name, row.kind) for row in report.layers] == [("conv1", "conv"), ("stochastic_depth1", "stochastic_depth"), ("relu1", "relu")]
+    assert [(row.name, row.kind) for row in report.layers] == [
+        ("conv1", "conv"),
+        ("stochastic_depth1", "stochastic_depth"),
+        ("relu1", "relu"),
+    ]
     assert report.total_params == 84 and report.output_shape == (3, 8, 8)
     assert names("residual {\n  conv K=3 F=3 P=1\n}\n") == ["conv1"]  # drop=0, the default: none
 
@@ -359,3 +365,40 @@ def test_concat_split_needs_channels_that_divide():
     assert "concat split cannot share 6 channels equally among 4 branches" in error(
         "input 6x8x8\nconcat split {\n  relu\n  relu\n  relu\n  relu\n}\n"
     )
+
+
+RESNET34_BY_STAGES = """network resnet34
+input 3x224x224
+block basic(K, S=1) {
+    residual shortcut=auto {
+        conv K=K F=3 S=S P=1 bias=false
+        batchnorm
+        relu
+        conv K=K F=3 P=1 bias=false
+        batchnorm
+    }
+    relu
+}
+block stage(K, N, S=2) {
+    basic(K, S=S)
+    basic(K) x N-1
+}
+stem: conv K=64 F=7 S=2 P=3 bias=false
+bn: batchnorm
+relu
+pool max F=3 S=2 P=1
+layer1: stage(64, 3, S=1)
+layer2: stage(128, 4)
+layer3: stage(256, 6)
+layer4: stage(512, 3)
+pool avg global
+flatten
+fc 1000
+"""
+
+
+def test_resnet34_written_by_stages_counts_as_the_shipped_spec():
+    by_stages = specc.loads(RESNET34_BY_STAGES).check()
+    shipped = specc.load("specs/resnet34.cnn").check()
+    assert (by_stages.total_params, by_stages.total_macs) == (shipped.total_params, shipped.total_macs) == (21_797_672, 3_663_779_432)
+    assert [r.output_shape for r in by_stages.layers] == [r.output_shape for r in shipped.layers]
