@@ -84,16 +84,17 @@ class Statement(Node):
     """One layer, block call or group; the expander decides which.
 
     `conv K=16 F=5`          name=conv, items=[K=16, F=5]
-    `stem: basic(64) x2`     label=stem, name=basic, call_args=[64], repeat=2
-    `residual { ... }`       name=residual, body=[...]
+    `stem: basic(64) x2`     label=stem, name=basic, call_args=[64], repeat=Num(2)
+    `basic(K) x N`           name=basic, call_args=[K], repeat=Ref(N)
+    `residual { ... }`       name=residual, body=[...]; a repeat may follow the '}'
     """
 
     label: Name | None = None
     name: Name
     call_args: list[Arg] | None = None
     items: list[Arg] = []
-    repeat: int | None = None
-    repeat_span: Span | None = None
+    repeat: Expr | None = None  # the count: a number, or a value of block parameters
+    repeat_span: Span | None = None  # the whole `x2` or `x N`
     body: list[Statement] | None = None
 
 

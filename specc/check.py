@@ -160,6 +160,8 @@ class _Checker:
             out = self.residual(group, flow)
         elif group.kind == "concat":
             out = self.concat(group, flow)
+        elif group.kind == "gate":
+            out = self.gate(group, flow)
         else:
             out = self.sequence(group.children, flow)
         group.out_shape, group.receptive_field = out.shape, out.rf
@@ -213,8 +215,38 @@ class _Checker:
             return Flow(None)
         return Flow(body.shape, max(body.rf, out.rf), body.jump)
 
+    def gate(self, group: Group, flow: Flow) -> Flow:
+        """x times its body's output (squeeze-and-excitation): the body must broadcast against x."""
+        body = self.sequence(group.children, flow)
+        if flow.shape is None or body.shape is None:
+            return Flow(None)
+        x, scale = flow.shape, body.shape
+        if len(scale) != len(x) or any(s not in (1, c) for s, c in zip(scale, x, strict=True)):
+            self._report(
+                f"the gate's body gives {shapes.shape_text(scale)}, which cannot multiply its input {shapes.shape_text(x)}",
+                group.span,
+                _gate_hint(x, scale),
+                group.calls,
+            )
+        return Flow(x, max(body.rf, flow.rf), flow.jump)
+
     def branches(self, group: Group, flow: Flow) -> list[Flow]:
+        if group.split and flow.shape is not None:
+            flow = self.split(group, flow)
         return [self.layer(child, flow) if isinstance(child, Layer) else self.group(child, flow) for child in group.children]
+
+    def split(self, group: Group, flow: Flow) -> Flow:
+        """What each branch of `concat split` takes: its equal slice of the channels."""
+        c, n = flow.shape[0], len(group.children)
+        if c % n:
+            self._report(
+                f"concat split cannot share {c} channels equally among {n} branches",
+                group.span,
+                f"give it a number of branches that divides {c}, or make the layer before give a multiple of {n} channels",
+                group.calls,
+            )
+            return Flow(None)
+        return Flow((c // n, *flow.shape[1:]), flow.rf, flow.jump)
 
     def concat(self, group: Group, flow: Flow) -> Flow:
         outs = self.branches(group, flow)
@@ -244,6 +276,14 @@ class _Checker:
             return  # one layer of a block met again through another call, failing the same way
         notes = list(notes) + [(text, where) for text, where in reversed(calls)]
         self.diagnostics.append(Diagnostic(message, span, hint, severity, notes))
+
+
+def _gate_hint(x: Shape, scale: Shape) -> str:
+    if len(scale) != len(x):
+        return f"the body must keep the input's {len(x)} axes: 1×1 convs, not flatten and fc, as in squeeze-and-excitation"
+    if scale[0] not in (1, x[0]):
+        return f"the body's last layer must give {x[0]} channels, the input's (or 1, one weight for all channels)"
+    return "each of the body's spatial sizes must be 1 (as after `pool avg global`) or the input's"
 
 
 def _rows(nodes: list[Node], depth: int):

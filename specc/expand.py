@@ -6,44 +6,39 @@ Naming (the names become module names, so a state dict reads like the spec):
 - A block call opens a namespace: its label, or the block's name and a counter (basic1).
 - `x N` opens a namespace whose members are numbered 0..N-1, like nn.Sequential; so does a
   named `seq`, and a repeat inside a named `seq` continues its numbering.
-- Unnamed `residual`, `concat` and `seq` open none: their layers live beside their neighbours.
+- Unnamed `residual`, `concat`, `gate` and `seq` open none: their layers live beside their neighbours.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
+from .arguments import MAX_INT, Arguments, Value, kind_example, value_text
 from .errors import Diagnostic, Source, Span, SpeccError
 from .ir import Group, Layer, Network, Node, module_name_problem
-from .layers import KINDS, REQUIRED, Field
+from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
+from .suggest import did_you_mean
 
 KEYWORDS = ("network", "input", "init", "train", "block")
 INITS = ("default", "kaiming", "xavier")
 GROUP_FIELDS = {
     "seq": (),
-    "concat": (),
-    "residual": (Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),),
+    "concat": (Field("split", "bool", False, "branch i takes the i-th equal slice of the channels", positional=True),),
+    "residual": (
+        Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),
+        Field("drop", "number", 0.0, "the chance that training skips the body, per sample (stochastic depth)", minimum=0, below=1),
+    ),
+    "gate": (),  # x times its body's output: squeeze-and-excitation
 }
 MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
 # checker: no real network comes near them.
 MAX_NODES = 100_000
 MAX_ERRORS = 50
-MAX_INT = 2**63 - 1  # torch sizes are int64
-
-
-@dataclass(frozen=True)
-class Value:
-    value: Any  # int | float | str
-    span: Span
-    word: bool = False  # a bare name such as `same`, as opposed to a "string"
-    failed: bool = False  # arithmetic that was reported (1/0): its uses stay silent, so no follow-on errors
 
 
 class Scope:
@@ -134,71 +129,7 @@ def with_argument_errors(diagnostics: list[Diagnostic], recovered: ast.Spec, sou
     return sorted(diagnostics + expander.diagnostics, key=_position)
 
 
-# What users of other frameworks write, and what specc calls it.
-SYNONYMS = {
-    "conv2d": "conv",
-    "conv1d": "conv",
-    "conv3d": "conv",
-    "convolution": "conv",
-    "linear": "fc",
-    "dense": "fc",
-    "fully_connected": "fc",
-    "maxpool": "pool max",
-    "maxpool2d": "pool max",
-    "max_pool": "pool max",
-    "avgpool": "pool avg",
-    "avgpool2d": "pool avg",
-    "avg_pool": "pool avg",
-    "globalavgpool": "pool avg global",
-    "bn": "batchnorm",
-    "batchnorm2d": "batchnorm",
-    "batch_norm": "batchnorm",
-    "leaky_relu": "leakyrelu",
-    "lrelu": "leakyrelu",
-    "swish": "silu",
-    "logistic": "sigmoid",
-    "add": "residual",
-    "cat": "concat",
-    "sequential": "seq",
-    "glorot": "xavier",
-    "he": "kaiming",
-    "msra": "kaiming",
-    "model": "network",
-    "net": "network",
-    # argument names
-    "stride": "S",
-    "strides": "S",
-    "padding": "P",
-    "pad": "P",
-    "kernel": "F",
-    "kernel_size": "F",
-    "filter": "F",
-    "size": "F",
-    "filters": "K",
-    "out_channels": "K",
-    "channels": "K",
-    "units": "K",
-    "out_features": "K",
-    "rate": "p",
-    "dilation_rate": "dilation",
-    "use_bias": "bias",
-}
-
-
-def did_you_mean(word: str, candidates) -> str | None:
-    """A hint naming the candidate the user most likely meant, or None."""
-    candidates = list(candidates)
-    lowered = {c.lower(): c for c in candidates}
-    if word.lower() in lowered:
-        return f"did you mean '{lowered[word.lower()]}'?"
-    synonym = SYNONYMS.get(word.lower())
-    if synonym and synonym.split()[0] in candidates:
-        return f"specc calls it '{synonym}'"
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
-
-
-class Expander:
+class Expander(Arguments):
     def __init__(self, spec: ast.Spec, source: Source):
         self.spec, self.source = spec, source
         self.diagnostics: list[Diagnostic] = []
@@ -304,7 +235,7 @@ class Expander:
                 self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span, "keep one of them")
             value = self.evaluate(setting.value, {})
             if isinstance(value.value, tuple):
-                self.error(f"a train setting takes one value, got {_text(value.value)}", value.span, "write e.g. epochs=10")
+                self.error(f"a train setting takes one value, got {value_text(value.value)}", value.span, "write e.g. epochs=10")
             settings[setting.key.text] = value.value
         return settings
 
@@ -318,50 +249,6 @@ class Expander:
                 did_you_mean(self.spec.init.text, INITS) or f"choose one of {', '.join(INITS)}",
             )
         return self.spec.init.text
-
-    # ---- values -------------------------------------------------------------------
-
-    def evaluate(self, expr: ast.Expr, env: dict[str, Value], calls=()) -> Value:
-        """A value: a number, a word, a string, or arithmetic on numbers and block parameters."""
-        if isinstance(expr, ast.Num | ast.Str):
-            return Value(expr.value, expr.span)
-        if isinstance(expr, ast.Sizes):
-            return Value(expr.values, expr.span)
-        if isinstance(expr, ast.Ref):
-            return env.get(expr.name) or Value(expr.name, expr.span, word=True)
-        failed = Value(None, expr.span, failed=True)
-        if isinstance(expr, ast.Neg):
-            inner = self._number(self.evaluate(expr.operand, env, calls), "-", calls)
-            return failed if inner is None else Value(-inner, expr.span)
-        left, right = self.evaluate(expr.left, env, calls), self.evaluate(expr.right, env, calls)
-        a, b = self._number(left, expr.op, calls), self._number(right, expr.op, calls)
-        if a is None or b is None:
-            return failed
-        if expr.op == "/" and b == 0:
-            self.error("division by zero", expr.span, "the number after '/' is 0 here; divide by something else", calls)
-            return failed
-        try:
-            result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
-        except OverflowError:
-            self.error(
-                "this number is too large to work with", expr.span, "sizes are 64-bit integers in torch: is a digit too many?", calls
-            )
-            return failed
-        return Value(result, expr.span)
-
-    def _number(self, value: Value, op: str, calls) -> int | float | None:
-        """The number in `value`, or None where it holds none (reported here, unless already reported)."""
-        if value.failed:
-            return None
-        if isinstance(value.value, (int, float)) and not value.word:
-            return value.value
-        self.error(
-            f"'{_text(value.value)}' is not a number, so '{op}' cannot apply to it",
-            value.span,
-            "arithmetic works on numbers and on block parameters that hold numbers",
-            calls,
-        )
-        return None
 
     # ---- statements -------------------------------------------------------------------
 
@@ -405,17 +292,18 @@ class Expander:
         if st.repeat is None:
             node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self) if self._known(st) else "")
             return [node] if node is not None else []
-        if not 1 <= st.repeat <= MAX_NODES:
-            hint = "write a count such as x2; to drop the layer, delete the line"
-            self.error(f"a repeat count must be between 1 and {MAX_NODES:,}", st.repeat_span, hint, ctx.calls)
+        count = self.repeat_count(st.repeat, st.repeat_span, ctx, MAX_NODES)
+        if count is None:
             return [self.unknown(st, ctx)]
+        if count == 0:  # `x N-1` with N=1: no copies, and no namespace for them
+            return []
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
-            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(st.repeat)]
+            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(count)]
         name = ctx.scope.take(st.label, self._base(st), self)
         scope = Scope(ctx.scope.path + (name,), numbered=True)
         inner = ctx.inside(scope)
-        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(st.repeat)]
-        return [Group("repeat", f"x{st.repeat}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
+        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(count)]
+        return [Group("repeat", f"x{count}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
 
     def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
         """`b(4)x2`: the lexer reads a repeat only after a space, so that `F=3x3` is never one."""
@@ -490,7 +378,7 @@ class Expander:
             self.error(
                 f"'{word}' is a layer, not a block: its arguments are not written in parentheses",
                 st.name.span,
-                f"write e.g. `{_example(word)}`",
+                f"write e.g. `{kind_example(word)}`",
                 ctx.calls,
             )
             return
@@ -524,7 +412,7 @@ class Expander:
             self.error(
                 f"'{word}' cannot have a body",
                 st.name.span,
-                did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual and concat",
+                did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual, concat and gate",
                 ctx.calls,
             )
             return None
@@ -538,10 +426,22 @@ class Expander:
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
         group.failed = resolved is None or not st.body  # `residual shortcut=projct`: how the body joins is unknown
         if resolved is not None and word == "residual":
-            group.shortcut = resolved[0]["shortcut"]
-            if group.shortcut != "identity":
-                group.shortcut_name = scope.take(None, "shortcut", self)
+            self._residual(group, resolved, scope, st, ctx)
+        if resolved is not None and word == "concat" and resolved[0]["split"]:
+            group.split, group.title = True, "concat split"
         return group
+
+    def _residual(self, group: Group, resolved, scope: Scope, st: ast.Statement, ctx: Context) -> None:
+        """The shortcut, and `drop=p` as a stochastic-depth layer at the end of the body, before the add."""
+        args, spans = resolved
+        group.shortcut = args["shortcut"]
+        if args["drop"]:
+            kind = GROUP_KINDS["stochastic_depth"]
+            path = scope.path + (scope.take(None, kind.short, self),)
+            depth = Layer(path, kind, {"p": args["drop"]}, st.name.span, st.span.line, ctx.frozen, {"p": spans["drop"]}, list(ctx.calls))
+            group.children.append(depth)
+        if group.shortcut != "identity":
+            group.shortcut_name = scope.take(None, "shortcut", self)
 
     def call(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         block = self.blocks[st.name.text]
@@ -571,9 +471,6 @@ class Expander:
 
     def _stray_items(self, items: list[ast.Arg], ctx: Context) -> None:
         first = items[0]
-        if _is_word(first, "x") and len(items) > 1 and isinstance(items[1].value, ast.Num):
-            self.error("a repeat count is written without a space", first.span.until(items[1].span), f"write x{items[1].value.value}")
-            return
         word = _bare_word(first)
         if word is not None and did_you_mean(word, ["freeze"]):
             self.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)
@@ -638,190 +535,11 @@ class Expander:
             return None
         return order[i]
 
-    # ---- arguments of layers and groups -------------------------------------------------
-
-    def arguments(self, what: str, fields: tuple[Field, ...], items: list[ast.Arg], ctx: Context, where: Span):
-        """Check a layer's arguments against its fields: ({name: value}, {name: span}) or None."""
-        args: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
-        bad: set[str] = set()  # given, but wrong: not also "missing"
-        skip = False
-        for i, item in enumerate(items):
-            if skip:  # the value of `K 16`, reported with its K
-                skip = False
-                continue
-            value = self.evaluate(item.value, ctx.env, ctx.calls)
-            if self._missing_equals(what, fields, item, value, items[i + 1 : i + 2], ctx):
-                bad.add(str(value.value))
-                skip = i + 1 < len(items) and items[i + 1].key is None
-                continue
-            fld = self._field_for(what, fields, item, value, args, ctx)
-            if fld is None:
-                bad.add("")
-                continue
-            converted = self._convert(what, fld, value, _Use(ctx, item, what, fld.name))
-            if converted is _BAD:
-                bad.add(fld.name)
-                continue
-            args[fld.name], spans[fld.name] = converted, value.span
-        for fld in fields:
-            if fld.name not in args and fld.name not in bad:
-                if fld.required:
-                    self.error(f"{what} needs {fld.name} ({fld.help})", where, f"write e.g. `{_example(what)}`", ctx.calls)
-                    bad.add(fld.name)
-                args[fld.name] = fld.default
-        return (args, spans) if not bad else None
-
-    def _missing_equals(self, what, fields, item: ast.Arg, value: Value, following: list[ast.Arg], ctx) -> bool:
-        """`conv K 16`: an argument's name without its '='. Reported, with the value that follows."""
-        if not value.word or item.key is not None or not any(f.name == value.value and f.type != "bool" for f in fields):
-            return False
-        if following and following[0].key is None:
-            after = following[0]
-            example = self.source.line_text(after.span.line)[after.span.column - 1 : after.span.end_column - 1]
-            span = value.span.until(after.span) if after.span.line == value.span.line else value.span
-            self.error(f"'{value.value}' needs a '=' before its value", span, f"write {value.value}={example}", ctx.calls)
-        else:
-            self.error(f"'{value.value}' needs a value", value.span, f"write {value.value}=…", ctx.calls)
-        return True
-
-    def _field_for(self, what, fields, item: ast.Arg, value: Value, args, ctx) -> Field | None:
-        if item.key is not None:
-            fld = next((f for f in fields if f.name == item.key.text), None)
-            if fld is None:
-                names = [f.name for f in fields]
-                hint = did_you_mean(item.key.text, names) or (
-                    f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
-                )
-                self.error(f"{what} has no argument '{item.key.text}'", item.key.span, hint, ctx.calls)
-            elif fld.name in args:
-                self.error(f"{fld.name} is given twice", item.key.span, f"give {fld.name} once: remove one of them", ctx.calls)
-                return None
-            return fld
-        if value.word:
-            for fld in fields:
-                if value.value in fld.choices or (fld.type == "bool" and fld.name == value.value):
-                    if fld.name in args:
-                        self.error(f"{what} {fld.name} is given twice", value.span, f"{fld.name}: {fld.help}", ctx.calls)
-                        return None
-                    return fld
-        for fld in fields:
-            if fld.positional and fld.name not in args and not fld.choices and fld.type != "bool":
-                return fld
-        if value.failed:
-            return None
-        names = [f.name for f in fields]
-        hint = f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
-        if value.word:
-            hint = did_you_mean(str(value.value), [c for f in fields for c in f.choices] + names + ["freeze"]) or hint
-        self.error(f"{what} does not take '{_text(value.value)}' here", value.span, hint, ctx.calls)
-        return None
-
-    def _convert(self, what: str, fld: Field, value: Value, use: _Use):
-        v = value.value
-        if value.failed:
-            return _BAD
-        if isinstance(v, tuple) and fld.type not in ("bool", "word"):
-            message, hint = _one_number(what, fld, v)
-            return self._bad(message, value, use, hint)
-        if fld.type == "bool":
-            if value.word and (v in ("true", "false") or v == fld.name):
-                return v != "false"
-            hint = (value.word and did_you_mean(str(v), ["true", "false"])) or f"write {fld.name}=true or {fld.name}=false"
-            return self._bad(f"{what} {fld.name} is true or false, got '{_text(v)}'", value, use, hint)
-        if fld.type in ("word", "pad") and value.word:
-            if v in fld.choices:
-                return v
-            hint = did_you_mean(v, fld.choices) or f"choose one of {', '.join(fld.choices)}"
-            return self._bad(f"{what} {fld.name} cannot be '{v}'", value, use, hint)
-        if fld.type == "word" or value.word or isinstance(v, str):
-            expected = {"int": "a whole number", "number": "a number"}.get(fld.type, fld.help)
-            hint = f"{fld.name}: {fld.help}"
-            if value.word and fld.type != "word" and use.ctx.blocks:
-                hint += f"; '{v}' is not a parameter of block '{use.ctx.blocks[-1]}'"
-            elif fld.type != "word":
-                hint += f"; write e.g. {fld.name}={_example_value(fld)}"
-            return self._bad(f"{what} {fld.name} must be {expected}, got '{_text(v)}'", value, use, hint)
-        if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > MAX_INT:
-            return self._bad(f"{what} {fld.name} is too large: {_short(v)}", value, use, _range_hint(fld))
-        if fld.type in ("int", "pad") and not isinstance(v, int):
-            return self._bad(f"{what} {fld.name} must be a whole number, got {_short(v)}", value, use, _whole_hint(fld, v))
-        minimum = 0 if fld.type == "pad" else fld.minimum
-        if minimum is not None and v < minimum:
-            return self._bad(f"{what} {fld.name} must be at least {minimum:g}, got {v}", value, use, _range_hint(fld))
-        if fld.below is not None and v >= fld.below:
-            return self._bad(f"{what} {fld.name} must be below {fld.below:g}, got {v}", value, use, _range_hint(fld))
-        return v
-
-    def _bad(self, message: str, value: Value, use: _Use, hint: str):
-        """Report a bad argument at its value; where a block call passed it in, also show where it is used."""
-        notes = []
-        if use.item.value.span != value.span and use.ctx.blocks:
-            notes.append((f"block '{use.ctx.blocks[-1]}' passes it to {use.what} as {use.field} here", use.item.span))
-        self.error(message, value.span, hint, use.ctx.calls, notes)
-        return _BAD
-
-
-@dataclass(frozen=True)
-class _Use:
-    """Where a layer argument is written: to point at it when the value came from a block call."""
-
-    ctx: Context
-    item: ast.Arg
-    what: str
-    field: str
-
-
-_BAD = object()
-
-
-def _one_number(what: str, fld: Field, sizes: tuple[int, ...]) -> tuple[str, str]:
-    """Message and hint for `F=3x3`: specc's windows are the same size along every axis."""
-    shown = _text(sizes)
-    window = {("conv", "F"): "filter", ("pool", "F"): "window", ("conv", "S"): "stride", ("pool", "S"): "stride"}.get((what, fld.name))
-    if window is None:
-        return f"{what} {fld.name} takes one number, got {shown}", f"write one number, e.g. {fld.name}={sizes[0]}"
-    message = f"{what} {fld.name} takes one number: the {window} is {fld.name}×{fld.name}, got {shown}"
-    if len(set(sizes)) == 1:
-        return message, f"write {fld.name}={sizes[0]}"
-    return message, f"write one number, e.g. {fld.name}={sizes[0]}: the {window} is the same along every axis"
-
-
-def _example_value(fld: Field) -> Any:
-    """A plausible value to show in a hint: F=3, P=1, the field's default, or K=16."""
-    if fld.name in ("F", "P"):
-        return {"F": 3, "P": 1}[fld.name]
-    if isinstance(fld.default, int | float) and not isinstance(fld.default, bool):
-        return fld.default
-    return {"K": 16, "S": 2}.get(fld.name, 1)
-
-
-def _whole_hint(fld: Field, v: float) -> str:
-    """For a finite `v` within MAX_INT. `S=2.0` is not read as 2: a count is written as one."""
-    if v.is_integer():
-        return f"write {fld.name}={int(v)}, without the decimal point"
-    near = [n for n in (math.floor(v), math.ceil(v)) if fld.minimum is None or n >= fld.minimum]
-    return f"{fld.name} takes whole numbers ({fld.help}): e.g. " + " or ".join(f"{fld.name}={n}" for n in near)
-
-
-def _range_hint(fld: Field) -> str:
-    """What a number field takes, for a value out of its range: `K is the number of filters, e.g. K=16`."""
-    example = f"e.g. {fld.name}={_example_value(fld)}"
-    if fld.below is not None:
-        low = 0 if fld.minimum is None else fld.minimum
-        return f"{fld.name}: {fld.help}, from {low:g} up to (not including) {fld.below:g}; {example}"
-    return f"{fld.name}: {fld.help}; {example}"
-
 
 def _empty_body_hint(word: str) -> str:
     if word == "concat":
         return "put the branches inside, one a line: a layer, a block call, or a seq { } of several layers"
     return f"put at least one layer inside, or remove the `{word}`"
-
-
-def _text(value: Any) -> str:
-    """A value as the user would write it: shapes as 3x3."""
-    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _position(d: Diagnostic) -> tuple[int, int]:
@@ -857,15 +575,6 @@ def _is_word(arg: ast.Arg, word: str) -> bool:
     return _bare_word(arg) == word
 
 
-def _example(kind: str) -> str:
-    return {"conv": "conv K=16 F=3", "pool": "pool max F=2", "fc": "fc 10", "residual": "residual {"}.get(kind, kind)
-
-
-def _short(v: int | float) -> str:
-    text = repr(v) if isinstance(v, float) else str(v)  # as written: 2.0, not 2
-    return text if len(text) < 24 else f"{text[:10]}…({len(text)} digits)"
-
-
 def _stem(path: str) -> str:
     name = path.rsplit("/", 1)[-1].split(".", 1)[0]
     return name if name.isidentifier() else "network"
@@ -884,7 +593,7 @@ def _show(arg: ast.Arg, env: dict[str, Value]) -> str:
         if isinstance(expr, ast.Num | ast.Str):
             return str(expr.value)
         if isinstance(expr, ast.Sizes):
-            return _text(expr.values)
+            return value_text(expr.values)
         if isinstance(expr, ast.Neg):
             return f"-{text(expr.operand)}"
         return f"{text(expr.left)}{expr.op}{text(expr.right)}"

@@ -2,8 +2,8 @@
 
 The expander builds this tree (names, kinds, arguments); the checker fills in
 shapes and counts. A `Layer` is one module of the compiled network; a `Group`
-is structure around layers: a block call, a repeat, a `seq`, a residual or a
-concat. Groups with a `scope` open a namespace (`layer1.0.conv1`); the others
+is structure around layers: a block call, a repeat, a `seq`, a residual, a
+concat or a gate. Groups with a `scope` open a namespace (`layer1.0.conv1`); the others
 are control flow only.
 """
 
@@ -86,7 +86,7 @@ class Layer:
 
 @dataclass
 class Group:
-    kind: str  # block | repeat | seq | residual | concat | unknown (a statement that did not expand)
+    kind: str  # block | repeat | seq | residual | concat | gate | unknown (a statement that did not expand)
     title: str  # what the table shows: "basic(64)", "residual", "x2"
     path: tuple[str, ...]  # its namespace, or the enclosing one where it opens none
     children: list[Node]
@@ -97,6 +97,7 @@ class Group:
     scoped: bool = True  # opens a namespace of its own
     shortcut: str = "identity"  # residual only: identity | project | auto
     shortcut_name: str = ""  # residual only: the namespace a projection lives in
+    split: bool = False  # concat only: branch i takes the i-th equal slice of the channels
     # The expander reported an error here, so what comes out is unknown: the checker checks the
     # layers inside (their input is known) but nothing after, so no error follows from the first.
     failed: bool = False

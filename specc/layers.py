@@ -373,3 +373,43 @@ HELPERS = {
     def forward(self, x):
         return x.unflatten(1, (-1, self.pieces)).amax(2)''',
 }
+
+
+# ---- kinds that a group adds, never written as a line of their own --------------------------------
+
+
+class StochasticDepth(LayerKind):
+    """`residual drop=p`: the body of a residual, skipped at random while training (Huang et al. 2016).
+
+    As torchvision's StochasticDepth(p, mode="row"): each sample's body output is zeroed with
+    probability p and the rest scaled by 1/(1 − p); in eval mode it is the identity. A layer of
+    its own only so that the table, the state dict's order and the generated forward show it;
+    on its own line it would drop the whole network's signal, so the language offers it only
+    on a residual."""
+
+    name, short = "stochastic_depth", "stochastic_depth"
+    help = "skip the residual body of a random p of the samples while training"
+    fields = (Field("p", "number", help="drop probability", minimum=0, below=1),)
+
+    def torch(self, a, x):
+        return f"StochasticDepth({a['p']!r})"
+
+
+GROUP_KINDS: dict[str, LayerKind] = {kind.name: kind() for kind in (StochasticDepth,)}
+
+HELPERS["StochasticDepth"] = '''class StochasticDepth(nn.Module):
+    """Zero the residual body of a random p of the samples while training, scale the rest by 1/(1 - p).
+
+    The identity in eval mode; the same as torchvision's StochasticDepth(p, mode="row").
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * noise.div_(keep)'''

@@ -111,6 +111,7 @@ def _on_original(diagnostic: Diagnostic, text: str, blanked: set[int]) -> Diagno
 # (message, hint, examples). Each example starts after a valid line, so that the parser's
 # stack is as deep as in a real file.
 VALUE_MISSING = "a value is missing after '='"
+REPEAT_LAST = "a repeat count goes last on the line; only `freeze` may follow it"
 _CATALOGUE = [
     (
         VALUE_MISSING,
@@ -147,10 +148,18 @@ _CATALOGUE = [
         ["relu\n= 3\n", "relu\n, relu\n", "relu\n3\n"],
     ),
     (
-        "a repeat count goes last on the line; only `freeze` may follow it",
+        REPEAT_LAST,
         "write e.g. basic(64, S=2) x2, or basic(64) x2 freeze",
-        ["relu\nrelu x2 K=3\n", "relu\nconv K=3 x2 F=3\n", "relu\nb(4) x2 S=2\n", "relu\nrelu x2 freeze K=3\n"],
+        [
+            "relu\nrelu x2 K=3\n",
+            "relu\nconv K=3 x2 F=3\n",
+            "relu\nb(4) x2 S=2\n",
+            "relu\nrelu x2 freeze K=3\n",
+            "relu\nseq {\nrelu\n} x2 K=3\n",
+            "relu\nseq {\nrelu\n} x2 freeze K=3\n",
+        ],
     ),
+    ("a group's repeat count goes after a space", "write e.g. `} x2`", ["relu\nseq {\nrelu\n}x2\n"]),
 ]
 
 
@@ -204,6 +213,10 @@ def _diagnose(err: UnexpectedInput, text: str) -> Diagnostic:
         missing = _value_missing(before, err.line, after_next_word=token.type == "EQUAL")
         if missing:
             return missing
+    if known and known[0] == REPEAT_LAST and token.type == "EQUAL":  # `x2 S=2`: point at the S, not its '='
+        word = re.search(r"[A-Za-z_]\w*[ \t]*$", Source(text).line_text(err.line)[: err.column - 1])
+        if word:
+            span = Span(err.line, word.start() + 1, err.line, word.start() + 1 + len(word.group().rstrip()))
     if known:
         return Diagnostic(known[0], span, known[1])
     expected = _expected(err.expected)
@@ -265,7 +278,6 @@ _TERMINAL_WORDS = {
     "_NL": "the end of the line",
     "$END": "the end of the file",
     "TRAIN": "train",
-    "FREEZE": "freeze",
     "NETWORK": "network",
     "INPUT": "input",
     "INIT": "init",
@@ -429,20 +441,33 @@ class _ToAst(Transformer):
     def body(self, children):
         return list(children)
 
+    def repeat(self, children):
+        """`x3`, or `x N` with a value: the count as an expression, and the span of the whole repeat."""
+        if len(children) == 1:
+            token = children[0]
+            return ast.Num.model_construct(span=_tspan(token), value=int(token[1:])), _tspan(token)
+        times, value = children
+        return value, _tspan(times).until(value.span)
+
     def statement(self, children):
-        label, head, *items, repeat, freeze, body = children
+        label, head, *items, repeat, freeze, body, late_repeat, late_freeze = children
         name, call_args, head_span = (head.name, head.args, head.span) if isinstance(head, _Call) else (head, None, _tspan(head))
-        if freeze:  # `x2 freeze` means what `freeze x2` means
-            items.append(ast.Arg.model_construct(span=_tspan(freeze), value=ast.Ref.model_construct(span=_tspan(freeze), name="freeze")))
-        last = _tspan(freeze or repeat) if repeat else items[-1].span if items else head_span
+        if repeat and late_repeat:
+            message = "this group is repeated twice: before its '{' and after its '}'"
+            raise SpeccError(diagnostics=[Diagnostic(message, late_repeat[1], "keep one of the two repeat counts")])
+        last = _tspan(freeze) if freeze else repeat[1] if repeat else items[-1].span if items else head_span  # the head's line
+        for flag in (freeze, late_freeze):
+            if flag:  # `x2 freeze` means what `freeze x2` means; another word is the expander's to report
+                items.append(ast.Arg.model_construct(span=_tspan(flag), value=ast.Ref.model_construct(span=_tspan(flag), name=str(flag))))
+        count, count_span = repeat or late_repeat or (None, None)
         return ast.Statement.model_construct(
             span=(label.span if label else head_span).until(last),
             label=label,
             name=_name(name),
             call_args=call_args,
             items=items,
-            repeat=int(repeat[1:]) if repeat else None,
-            repeat_span=_tspan(repeat) if repeat else None,
+            repeat=count,
+            repeat_span=count_span,
             body=body,
         )
 

@@ -118,7 +118,7 @@ def test_an_expansion_error_and_an_independent_shape_error_are_both_reported():
             ["6: a block call takes its arguments inside the parentheses"],
         ),
         # a repeat count that is not one
-        ("network t\ninput 3x8x8\nconv K=4 F=3 x0\nfc 10\n", ["3: a repeat count must be between 1 and 100,000"]),
+        ("network t\ninput 3x8x8\nconv K=4 F=3 x0\nfc 10\n", ["3: a repeat count must be between 1 and 100,000, got 0"]),
     ],
 )
 def test_no_shape_error_follows_from_an_expansion_error(text: str, expected: list[str]):

@@ -35,7 +35,7 @@ def test_the_parser_keeps_every_span():
     spec = parse("network demo\ninput 3x32x32\nstem: conv K=16 F=5 x2\n")
     st = spec.body[0]
     assert (spec.network.text, spec.input_shape) == ("demo", (3, 32, 32))
-    assert (st.label.text, st.name.text, st.repeat) == ("stem", "conv", 2)
+    assert (st.label.text, st.name.text, st.repeat.value) == ("stem", "conv", 2)
     assert (st.name.span.line, st.name.span.column, st.name.span.end_column) == (3, 7, 11)
     key, value = st.items[0].key, st.items[0].value
     assert (key.text, key.span.column, value.value, value.span.column) == ("K", 12, 16, 14)
@@ -55,7 +55,7 @@ def test_block_definitions_and_calls():
     assert [p.name.text for p in block.params] == ["K", "S"]
     assert block.params[1].default.value == 1
     call = spec.body[0]
-    assert call.name.text == "b" and call.repeat == 3
+    assert call.name.text == "b" and call.repeat.value == 3
     assert [(a.key.text if a.key else None) for a in call.call_args] == [None, "S"]
 
 
@@ -259,3 +259,146 @@ def test_a_repeat_follows_a_space_and_a_shape_is_never_one():
     assert names("conv K=4 F=3 P=1 x2\n") == ["conv1.0", "conv1.1"]
     assert "t.cnn:3:12: error: conv F takes one number: the filter is F×F, got 3x3" in error(HEAD + "conv K=4 F=3x3\n")
     assert "a repeat count needs a space before it" in error(HEAD + "relu\nconv K=4 F=(3)x2\n")
+
+
+# ---- repeats: counts from block parameters, and after a group's '}' ---------------------
+
+
+def test_a_repeat_count_can_be_a_block_parameter():
+    spec = "block stage(K, N) {\n  conv K=K F=1 x N\n}\nstage(4, 3)\n"
+    assert names(spec) == ["stage1.conv1.0", "stage1.conv1.1", "stage1.conv1.2"]
+
+
+def test_a_count_of_zero_from_a_parameter_makes_no_copies_and_no_namespace():
+    """torchvision's _make_layer: the first block with the stride, then N - 1 more."""
+    spec = "block stage(K, N) {\n  conv K=K F=3 S=2 P=1\n  conv K=K F=3 P=1 x N-1\n}\nstage(4, 1)\nstage(4, 3)\n"
+    assert names(spec) == ["stage1.conv1", "stage2.conv1", "stage2.conv2.0", "stage2.conv2.1"]
+
+
+def test_a_call_site_repeats_by_a_parameter_in_scope():
+    spec = "block b(K) {\n  conv K=K F=1\n}\nblock stage(K, N) {\n  b(K) x N*2\n}\nstage(4, 1)\n"
+    assert names(spec) == ["stage1.b1.0.conv1", "stage1.b1.1.conv1"]
+
+
+@pytest.mark.parametrize("repeat", ["relu x2", "relu x 2", "relu x (1+1)"])
+def test_a_number_count_with_or_without_a_space(repeat):
+    assert names(repeat + "\n") == ["relu1.0", "relu1.1"]
+
+
+def test_a_word_x_is_still_a_name_and_a_parameter():
+    assert names("x: seq {\n  relu\n}\n") == ["x.0"]
+    assert layers("block b(x) {\n  fc x\n}\nflatten\nb(5)\n")[-1] == ("b1.fc1", (5,))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_groups_repeat_goes_before_its_brace_or_after(where):
+    head, tail = ("residual x3 freeze {", "}") if where == "before" else ("residual {", "} x3 freeze")
+    report = specc.loads(HEAD + f"{head}\n  conv K=3 F=3 P=1\n{tail}\nrelu\n").check()
+    assert [(row.name, row.frozen) for row in report.layers] == [
+        ("residual1.0.conv1", True),
+        ("residual1.1.conv1", True),
+        ("residual1.2.conv1", True),
+        ("relu1", False),
+    ]
+    assert [row.line for row in report.rows if row.is_group][0] == 3  # the group's row points at its head
+
+
+def test_a_repeat_after_the_brace_needs_its_space_and_nothing_but_freeze_after_it():
+    assert "a repeat count goes last on the line" in error(HEAD + "seq {\n  relu\n} x2 K=3\n")
+    assert "relu does not take 'frez' here" in error(HEAD + "relu x2 frez\n")
+    assert "a group's repeat count goes after a space" in error(HEAD + "seq {\n  relu\n}x2\n")
+
+
+# ---- gate, stochastic depth, channel split ---------------------------------------------------
+
+SE = "gate {\n  pool avg global\n  conv K=2 F=1\n  relu\n  conv K=8 F=1\n  sigmoid\n}\n"
+
+
+def test_a_gate_keeps_its_input_shape_and_counts_its_body():
+    report = specc.loads("input 8x6x6\n" + SE).check()
+    assert report.output_shape == (8, 6, 6)
+    assert [row.output_shape for row in report.layers] == [(8, 1, 1), (2, 1, 1), (2, 1, 1), (8, 1, 1), (8, 1, 1)]
+    assert report.total_params == (8 * 2 + 2) + (2 * 8 + 8)
+    gate = next(row for row in report.rows if row.is_group)
+    assert (gate.kind, gate.output_shape, gate.receptive_field) == ("gate", (8, 6, 6), 6)  # a global pool sees the whole map
+
+
+@pytest.mark.parametrize(
+    ("body", "fits"), [("conv K=1 F=1", True), ("conv K=8 F=1", True), ("conv K=4 F=1", False), ("pool max F=2", False)]
+)
+def test_a_gates_body_must_broadcast_against_its_input(body, fits):
+    text = f"input 8x6x6\ngate {{\n  {body}\n}}\n"
+    if fits:
+        assert specc.loads(text).check().output_shape == (8, 6, 6)
+    else:
+        assert "cannot multiply its input 8×6×6" in error(text)
+
+
+def test_residual_drop_adds_a_stochastic_depth_layer_after_the_body():
+    report = specc.loads(HEAD + "residual drop=0.1 {\n  conv K=3 F=3 P=1\n}\nrelu\n").check()
+    assert [(row.name, row.kind) for row in report.layers] == [
+        ("conv1", "conv"),
+        ("stochastic_depth1", "stochastic_depth"),
+        ("relu1", "relu"),
+    ]
+    assert report.total_params == 84 and report.output_shape == (3, 8, 8)
+    assert names("residual {\n  conv K=3 F=3 P=1\n}\n") == ["conv1"]  # drop=0, the default: none
+
+
+def test_stochastic_depth_is_not_a_layer_of_its_own():
+    assert "unknown layer 'stochastic_depth'" in error(HEAD + "stochastic_depth 0.1\n")
+
+
+def test_concat_split_gives_each_branch_its_slice_of_the_channels():
+    text = "input 6x8x8\nconcat split {\n  conv K=5 F=1\n  pool max F=1\n  seq {\n    relu\n  }\n}\n"
+    report = specc.loads(text).check()
+    assert [(row.name, row.output_shape, row.params) for row in report.layers] == [
+        ("conv1", (5, 8, 8), 2 * 5 + 5),
+        ("pool1", (2, 8, 8), 0),
+        ("relu1", (2, 8, 8), 0),
+    ]
+    assert report.output_shape == (9, 8, 8)
+    assert next(row.kind for row in report.rows if row.is_group) == "concat split"
+
+
+def test_concat_split_needs_channels_that_divide():
+    assert "concat split cannot share 6 channels equally among 4 branches" in error(
+        "input 6x8x8\nconcat split {\n  relu\n  relu\n  relu\n  relu\n}\n"
+    )
+
+
+RESNET34_BY_STAGES = """network resnet34
+input 3x224x224
+block basic(K, S=1) {
+    residual shortcut=auto {
+        conv K=K F=3 S=S P=1 bias=false
+        batchnorm
+        relu
+        conv K=K F=3 P=1 bias=false
+        batchnorm
+    }
+    relu
+}
+block stage(K, N, S=2) {
+    basic(K, S=S)
+    basic(K) x N-1
+}
+stem: conv K=64 F=7 S=2 P=3 bias=false
+bn: batchnorm
+relu
+pool max F=3 S=2 P=1
+layer1: stage(64, 3, S=1)
+layer2: stage(128, 4)
+layer3: stage(256, 6)
+layer4: stage(512, 3)
+pool avg global
+flatten
+fc 1000
+"""
+
+
+def test_resnet34_written_by_stages_counts_as_the_shipped_spec():
+    by_stages = specc.loads(RESNET34_BY_STAGES).check()
+    shipped = specc.load("specs/resnet34.cnn").check()
+    assert (by_stages.total_params, by_stages.total_macs) == (shipped.total_params, shipped.total_macs) == (21_797_672, 3_663_779_432)
+    assert [r.output_shape for r in by_stages.layers] == [r.output_shape for r in shipped.layers]

@@ -181,6 +181,8 @@ class _Writer:
                 fresh = self.residual(node, src, dst)
             elif node.kind == "concat":
                 fresh = self.concat(node, src, dst)
+            elif node.kind == "gate":
+                fresh = self.gate(node, src, dst)
             else:
                 fresh = self.emit(node.children, src, dst, fresh)
             src = dst
@@ -206,16 +208,27 @@ class _Writer:
         return True
 
     def concat(self, group: Group, src: str, dst: str) -> bool:
-        source = src
-        if src == dst:
-            source = self.locals.fresh("branch_input")
-            self.forward_lines.append(f"{source} = {src}")
+        sources = [src] * len(group.children)
+        if group.split and len(sources) > 1:  # each branch its slice: `part, part_1 = x.chunk(2, dim=1)`
+            sources = [self.locals.fresh("part") for _ in sources]
+            self.forward_lines.append(f"{', '.join(sources)} = {src}.chunk({len(sources)}, dim=1)")
+        elif src == dst:
+            sources = [self.locals.fresh("branch_input")] * len(sources)
+            self.forward_lines.append(f"{sources[0]} = {src}")
         outs = []
-        for child in group.children:
+        for child, source in zip(group.children, sources, strict=True):
             out = self.locals.fresh("branch")
             self.emit([child], source, out, fresh=False)
             outs.append(out)
         self.forward_lines.append(f"{dst} = torch.cat([{', '.join(outs)}], dim=1)")
+        return True
+
+    def gate(self, group: Group, src: str, dst: str) -> bool:
+        """Squeeze-and-excitation: the body computes a scale from x, and x is multiplied by it."""
+        gated = self.locals.fresh("gate_input")
+        self.forward_lines.append(f"{gated} = {src}")
+        self.emit(group.children, gated, dst, fresh=False)
+        self.forward_lines.append(f"{dst} = {dst} * {gated}")
         return True
 
     def train_method(self) -> list[str]:

@@ -1,0 +1,68 @@
+"""Suggestions for a misspelt or foreign word: "did you mean 'conv'?", "specc calls it 'fc'"."""
+
+from __future__ import annotations
+
+import difflib
+
+# What users of other frameworks write, and what specc calls it.
+SYNONYMS = {
+    "conv2d": "conv",
+    "conv1d": "conv",
+    "conv3d": "conv",
+    "convolution": "conv",
+    "linear": "fc",
+    "dense": "fc",
+    "fully_connected": "fc",
+    "maxpool": "pool max",
+    "maxpool2d": "pool max",
+    "max_pool": "pool max",
+    "avgpool": "pool avg",
+    "avgpool2d": "pool avg",
+    "avg_pool": "pool avg",
+    "globalavgpool": "pool avg global",
+    "bn": "batchnorm",
+    "batchnorm2d": "batchnorm",
+    "batch_norm": "batchnorm",
+    "leaky_relu": "leakyrelu",
+    "lrelu": "leakyrelu",
+    "swish": "silu",
+    "logistic": "sigmoid",
+    "add": "residual",
+    "cat": "concat",
+    "sequential": "seq",
+    "glorot": "xavier",
+    "he": "kaiming",
+    "msra": "kaiming",
+    "model": "network",
+    "net": "network",
+    # argument names
+    "stride": "S",
+    "strides": "S",
+    "padding": "P",
+    "pad": "P",
+    "kernel": "F",
+    "kernel_size": "F",
+    "filter": "F",
+    "size": "F",
+    "filters": "K",
+    "out_channels": "K",
+    "channels": "K",
+    "units": "K",
+    "out_features": "K",
+    "rate": "p",
+    "dilation_rate": "dilation",
+    "use_bias": "bias",
+}
+
+
+def did_you_mean(word: str, candidates) -> str | None:
+    """A hint naming the candidate the user most likely meant, or None."""
+    candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    if word.lower() in lowered:
+        return f"did you mean '{lowered[word.lower()]}'?"
+    synonym = SYNONYMS.get(word.lower())
+    if synonym and synonym.split()[0] in candidates:
+        return f"specc calls it '{synonym}'"
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
