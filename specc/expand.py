@@ -857,8 +857,8 @@ def _is_word(arg: ast.Arg, word: str) -> bool:
     return _bare_word(arg) == word
 
 
-def _example(kind: str) -> str:
-    return {"conv": "conv K=16 F=3", "pool": "pool max F=2", "fc": "fc 10", "residual": "residual {"}.get(kind, kind)
+def _example(word: str) -> str:
+    return KINDS[word].hint_example() if word in KINDS else {"residual": "residual {"}.get(word, word)
 
 
 def _short(v: int | float) -> str:
