@@ -59,6 +59,7 @@ class LayerKind:
     fields: ClassVar[tuple[Field, ...]] = ()
     help: ClassVar[str] = ""
     example: ClassVar[str] = ""  # a line a hint may show; the kind's name alone where it needs no argument
+    aliases: ClassVar[dict[str, str]] = {}  # what users of other frameworks write -> what specc calls it
     # It normalises by the batch's statistics while training and keeps running ones for eval: a frozen
     # one stays in eval mode, and it cannot train on one value per channel.
     batch_statistics: ClassVar[bool] = False

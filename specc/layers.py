@@ -30,6 +30,7 @@ class BatchNorm(LayerKind):
     name, short = "batchnorm", "bn"
     help = "batch normalisation over channels (or features after flatten)"
     batch_statistics = True
+    aliases = dict.fromkeys(("bn", "batchnorm2d", "batch_norm", "batchnormalization"), "batchnorm")
     fields = (
         Field("eps", "number", 1e-5, "added to the variance", minimum=0),
         Field("momentum", "number", 0.1, "running-average momentum", minimum=0, below=1.0000001),
@@ -51,6 +52,7 @@ class LayerNorm(LayerKind):
     counts a norm, 2C per sample."""
 
     name, short = "layernorm", "ln"
+    aliases = dict.fromkeys(("ln", "layer_norm", "layernorm2d", "layernormalization"), "layernorm")
     help = "layer normalisation over the channels at each position (or the features after flatten)"
     fields = (Field("eps", "number", 1e-5, "added to the variance (ConvNeXt: 1e-6)", minimum=0),)
 
@@ -68,6 +70,7 @@ class LayerScale(LayerKind):
     an elementwise product like an activation."""
 
     name, short = "layerscale", "scale"
+    aliases = {"layer_scale": "layerscale"}
     help = "multiply each channel by a learned factor, starting at init"
     example = "layerscale 1e-6"
     fields = (Field("init", "number", 1e-6, "the factors' starting value (ConvNeXt: 1e-6)", positional=True),)
@@ -91,6 +94,7 @@ class Dropout(LayerKind):
 
 class Identity(LayerKind):
     name, short = "identity", "identity"
+    aliases = dict.fromkeys(("noop", "passthrough"), "identity")
     help = "the input unchanged: an empty branch of a concat, or a placeholder"
 
     def torch(self, a, x):
@@ -116,6 +120,7 @@ class Fc(LayerKind):
     name, short = "fc", "fc"
     help = "fully connected: K outputs from every input feature"
     example = "fc 10"
+    aliases = dict.fromkeys(("linear", "dense", "fully_connected"), "fc")
     decays = ("weight",)
     fields = (
         Field("K", "int", help="number of outputs", minimum=1, positional=True),
@@ -161,6 +166,7 @@ class Shuffle(LayerKind):
     name, short = "shuffle", "shuffle"
     help = "interleave the channels of `groups` groups (ShuffleNet)"
     example = "shuffle groups=2"
+    aliases = dict.fromkeys(("channelshuffle", "channel_shuffle"), "shuffle")
     fields = (Field("groups", "int", help="channel groups to interleave", minimum=1, positional=True),)
 
     def infer(self, a, x):
@@ -192,9 +198,10 @@ class Activation(LayerKind):
         return f"nn.{self.module}({args})"
 
 
-def _activation(name: str, module: str, help: str, *fields: Field) -> type[Activation]:
+def _activation(name: str, module: str, help: str, *fields: Field, aliases: tuple[str, ...] = ()) -> type[Activation]:
     short = f"{name}_" if name[-1].isdigit() else name  # relu6_1, not relu61
-    return type(name.title(), (Activation,), {"name": name, "short": short, "module": module, "help": help, "fields": fields})
+    facts = {"name": name, "short": short, "module": module, "help": help, "fields": fields, "aliases": dict.fromkeys(aliases, name)}
+    return type(name.title(), (Activation,), facts)
 
 
 class Softmax(LayerKind):
@@ -224,13 +231,19 @@ KINDS: dict[str, LayerKind] = {
         Softmax,
         _activation("relu", "ReLU", "max(0, x)"),
         _activation("relu6", "ReLU6", "min(max(0, x), 6), as MobileNetV2"),
-        _activation("leakyrelu", "LeakyReLU", "x, or slope·x below 0", Field("slope", "number", 0.01, "negative slope", positional=True)),
+        _activation(
+            "leakyrelu",
+            "LeakyReLU",
+            "x, or slope·x below 0",
+            Field("slope", "number", 0.01, "negative slope", positional=True),
+            aliases=("leaky_relu", "lrelu"),
+        ),
         _activation("elu", "ELU", "exponential linear unit", Field("alpha", "number", 1.0, "saturation value", positional=True)),
         _activation("gelu", "GELU", "Gaussian error linear unit"),
-        _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish"),
-        _activation("hardswish", "Hardswish", "x·relu6(x + 3)/6, as MobileNetV3"),
-        _activation("sigmoid", "Sigmoid", "1/(1 + e^−x)"),
-        _activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, as MobileNetV3"),
+        _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish", aliases=("swish",)),
+        _activation("hardswish", "Hardswish", "x·relu6(x + 3)/6, as MobileNetV3", aliases=("hard_swish", "hswish")),
+        _activation("sigmoid", "Sigmoid", "1/(1 + e^−x)", aliases=("logistic",)),
+        _activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, as MobileNetV3", aliases=("hard_sigmoid", "hsigmoid")),
         _activation("tanh", "Tanh", "hyperbolic tangent"),
     )
 }

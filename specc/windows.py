@@ -69,6 +69,7 @@ class Conv(LayerKind):
     name, short = "conv", "conv"
     help = "convolution: K filters of size F, stride S, padding P"
     example = "conv K=16 F=3"
+    aliases = dict.fromkeys(("conv1d", "conv2d", "conv3d", "convolution"), "conv")
     decays = ("weight",)
     fields = (
         Field("K", "int", help="number of filters", minimum=1, positional=True),
@@ -151,6 +152,7 @@ class Deconv(LayerKind):
     name, short = "deconv", "deconv"
     help = "transposed convolution: K filters of size F, stride S; (W − 1)·S − 2P + F + output_padding"
     example = "deconv K=16 F=2 S=2"
+    aliases = dict.fromkeys(("convtranspose", "convtranspose2d", "conv_transpose", "transposed_conv", "conv2dtranspose"), "deconv")
     decays = ("weight",)
     fields = (
         Field("K", "int", help="number of filters", minimum=1, positional=True),
@@ -207,6 +209,12 @@ class Pool(LayerKind):
     name, short = "pool", "pool"
     help = "pooling: max or avg over F×F windows with stride S (default F), or global, or avg to out×out"
     example = "pool max F=2"
+    aliases = {
+        **dict.fromkeys(("maxpool", "maxpool2d", "max_pool", "maxpooling2d"), "pool max"),
+        **dict.fromkeys(("avgpool", "avgpool2d", "avg_pool", "averagepooling2d"), "pool avg"),
+        **dict.fromkeys(("globalavgpool", "globalaveragepooling2d"), "pool avg global"),
+        "adaptiveavgpool2d": "pool avg out=…",
+    }
     fields = (
         Field("mode", "word", "max", "max or avg", choices=("max", "avg"), positional=True),
         Field("global", "bool", False, "pool the whole map to 1×1", positional=True),
@@ -290,6 +298,7 @@ class Upsample(LayerKind):
     name, short = "upsample", "up"
     help = "repeat (nearest) or interpolate (linear, bilinear, trilinear) each axis S times larger"
     example = "upsample S=2"
+    aliases = dict.fromkeys(("upsampling", "upsampling2d", "interpolate", "resize"), "upsample")
     fields = (
         Field("S", "int", help="scale factor: each axis grows S times", minimum=1, positional=True),
         Field("mode", "word", "nearest", "nearest, or linear, bilinear, trilinear by the input's rank", choices=_UPSAMPLE_MODES),

@@ -339,3 +339,12 @@ def test_weight_decay_reaches_only_the_weights_the_kinds_name():
     model = net.to_torch()
     names = {id(p): name for name, p in model.named_parameters()}
     assert sorted(names[i] for i in decayed(net.network, model)) == ["conv1.weight", "deconv1.weight", "fc1.weight"]
+
+
+def test_aliases_name_their_own_kind():
+    """`convtranspose2d` is met with "specc calls it 'deconv'": each alias points at the kind declaring it."""
+    for kind in KINDS.values():
+        for alias, meant in kind.aliases.items():
+            assert alias not in KINDS and meant.split()[0] == kind.name, alias
+    with pytest.raises(specc.SpeccError, match="specc calls it 'deconv'"):
+        specc.loads("input 3x8x8\nconvtranspose2d K=2 F=2\n")
