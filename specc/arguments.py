@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ast
 from .errors import Span
-from .layers import Field
+from .layers import KINDS, Field
 from .suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -291,8 +291,8 @@ def value_text(value: Any) -> str:
     return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def kind_example(kind: str) -> str:
-    return {"conv": "conv K=16 F=3", "pool": "pool max F=2", "fc": "fc 10", "residual": "residual {"}.get(kind, kind)
+def kind_example(word: str) -> str:
+    return KINDS[word].hint_example() if word in KINDS else {"residual": "residual {"}.get(word, word)
 
 
 def _short(v: int | float) -> str:

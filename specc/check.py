@@ -11,6 +11,7 @@ the layers after it are not checked.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import shapes
@@ -149,7 +150,7 @@ class _Checker:
             rf, jump = shapes.receptive_field(rf, jump, *out.window)
         elif out.sees_whole_map:
             rf = shapes.whole_map(rf, jump, flow.shape[1:])
-        layer.receptive_field = rf
+        layer.receptive_field = math.ceil(rf)  # a fraction of an input pixel past an upsampling layer
         return Flow(out.shape, rf, jump)
 
     def group(self, group: Group, flow: Flow) -> Flow:
@@ -164,7 +165,7 @@ class _Checker:
             out = self.gate(group, flow)
         else:
             out = self.sequence(group.children, flow)
-        group.out_shape, group.receptive_field = out.shape, out.rf
+        group.out_shape, group.receptive_field = out.shape, math.ceil(out.rf)
         return out
 
     def inside_failed(self, group: Group, flow: Flow) -> Flow:
@@ -309,9 +310,15 @@ def _rows(nodes: list[Node], depth: int):
 
 
 def _layer_row(layer: Layer, depth: int) -> Row:
-    kind = layer.kind.name
-    if kind == "pool":
-        kind = f"pool {layer.args['mode']}" + (" global" if layer.args["global"] else "")
     return Row(
-        layer.name, kind, layer.line, depth, layer.out_shape, layer.params, layer.macs, layer.receptive_field, layer.formula, layer.frozen
+        layer.name,
+        layer.kind.title(layer.args),
+        layer.line,
+        depth,
+        layer.out_shape,
+        layer.params,
+        layer.macs,
+        layer.receptive_field,
+        layer.formula,
+        layer.frozen,
     )

@@ -1,9 +1,11 @@
-"""Every layer kind, declared once: its fields, shape rule, counts and torch code.
+"""Every layer kind, declared once: its fields, shape rule, counts, torch code and facts.
 
 A kind says which arguments it takes (`Field`), what it does to a shape, how
 many parameters and multiply-adds it costs, and the PyTorch constructor that
-builds it, as source text so that this module never imports torch. Adding a
-layer kind means adding one class here and registering it in `KINDS`.
+builds it, as source text so that this module never imports torch; and the
+facts other stages ask of it (`LayerKind` in kind.py: an example for hints,
+batch statistics, which weights decay). Adding a layer kind means adding one
+class here (or in windows.py, for a sliding window) and registering it in `KINDS`.
 
 Counting follows torchinfo, which the checker's figures are tested against:
 a conv costs (weights + biases) × output positions; batchnorm and fc cost
@@ -13,234 +15,22 @@ their parameter count once per sample.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from . import shapes
+from .kind import REQUIRED, Field, Inferred, LayerKind, ShapeError
+from .kind import dims as _dims
+from .kind import kwargs_text as _kwargs
+from .windows import Conv, Deconv, Pool, Upsample
 
-Shape = tuple[int, ...]
-REQUIRED = object()
-
-
-class ShapeError(Exception):
-    """A layer cannot take the shape it is given.
-
-    `field` names the argument to point at. `recover` is the shape the layer would give all the
-    same (fc's K outputs, say), so that the checker can go on and report later mistakes too.
-    """
-
-    def __init__(self, message: str, hint: str, field: str | None = None, recover: Shape | None = None):
-        super().__init__(message)
-        self.message, self.hint, self.field, self.recover = message, hint, field, recover
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: str  # int | number | bool | word | pad
-    default: Any = REQUIRED
-    help: str = ""
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    below: float | None = None  # exclusive upper bound
-    positional: bool = False  # may be written without `name=` (`fc 10`, `pool max`)
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-
-@dataclass(frozen=True)
-class Inferred:
-    shape: Shape
-    params: int = 0
-    macs: int = 0
-    window: tuple[int, int] | None = None  # (effective filter, stride) for the receptive field
-    sees_whole_map: bool = False
-    formula: str | None = None
-    warning: str | None = None
-
-
-class LayerKind:
-    name: ClassVar[str]
-    short: ClassVar[str]  # base of automatic names: conv1, bn1, fc1
-    fields: ClassVar[tuple[Field, ...]] = ()
-    help: ClassVar[str] = ""
-
-    def infer(self, a: dict[str, Any], x: Shape) -> Inferred:
-        return Inferred(x)
-
-    def torch(self, a: dict[str, Any], x: Shape) -> str:
-        raise NotImplementedError
-
-    def field(self, name: str) -> Field | None:
-        return next((f for f in self.fields if f.name == name), None)
-
-
-# ---- helpers shared by the windowed kinds -------------------------------------------
-
-
-def _spatial(kind: str, x: Shape) -> tuple[int, ...]:
-    if not 2 <= len(x) <= 4:
-        raise ShapeError(
-            f"{kind} needs a C×L, C×H×W or C×D×H×W input, got {shapes.shape_text(x)}",
-            "flatten and fc belong after the last conv or pool" if len(x) == 1 else "check the `input` line's shape",
-        )
-    return x[1:]
-
-
-def _slide(kind: str, x: Shape, f: int, s: int, p: int | str, dilation: int = 1):
-    """Output spatial sizes, padding per axis, formula and warning of one sliding window."""
-    spatial = _spatial(kind, x)
-    pads = [shapes.resolve_padding(p, w, f, s, dilation) for w in spatial]
-    outs, texts, dropped = [], [], []
-    for w, pad in zip(spatial, pads, strict=True):
-        out, _ = shapes.window_output(w, f, s, pad, dilation)
-        if out <= 0:
-            raise _too_small(kind, w, f, s, pad, dilation, out)
-        outs.append(out)
-        texts.append(shapes.formula(w, f, s, pad, dilation))
-        lost = shapes.dropped_pixels(w, f, s, pad, dilation)
-        if lost:
-            pixels = "the last pixel" if lost == 1 else f"the last {lost} pixels"
-            dropped.append(f"{texts[-1]}: PyTorch floors, so {pixels} of {w} never reach{'es' * (lost == 1)} a window")
-    text = texts[0] if len(set(texts)) == 1 else "; ".join(texts)
-    warning = f"{kind} does not tile its input: {dropped[0]}" if dropped else None
-    return tuple(outs), pads, text, warning
-
-
-def _too_small(kind: str, w: int, f: int, s: int, pad: tuple[int, int], dilation: int, out: int) -> ShapeError:
-    f_eff = shapes.effective_filter(f, dilation)
-    filt = f"the filter ({f})" if dilation == 1 else f"the dilated filter ({dilation}·({f} − 1) + 1 = {f_eff})"
-    padded = f"the input ({w})" if pad == (0, 0) else f"the padded input ({w} + {pad[0] + pad[1]} = {w + pad[0] + pad[1]})"
-    return ShapeError(
-        f"{kind} output size would be {out}: {shapes.formula(w, f, s, pad, dilation)}, because {filt} is larger than {padded}",
-        "use a smaller F, pad more (P=same keeps the size), or shrink the input less before this layer",
-        field="F",
-    )
-
-
-def _dims(x: Shape) -> int:
-    return len(x) - 1
-
-
-def _kwargs(**pairs) -> str:
-    return "".join(f", {k}={v!r}" for k, v in pairs.items() if v is not None)
-
-
-# ---- the kinds ----------------------------------------------------------------------
-
-
-class Conv(LayerKind):
-    name, short = "conv", "conv"
-    help = "convolution: K filters of size F, stride S, padding P"
-    fields = (
-        Field("K", "int", help="number of filters", minimum=1, positional=True),
-        Field("F", "int", help="filter size", minimum=1),
-        Field("S", "int", 1, "stride", minimum=1),
-        Field("P", "pad", 0, "padding: a number, same, valid or full", choices=shapes.PAD_WORDS),
-        Field("dilation", "int", 1, "spacing between filter taps", minimum=1),
-        Field("groups", "int", 1, "channel groups (groups=C is depthwise)", minimum=1),
-        Field("bias", "bool", True, "add a learned bias"),
-    )
-
-    def infer(self, a, x):
-        spatial = _spatial("conv", x)
-        c, k, g = x[0], a["K"], a["groups"]
-        out, _, text, warning = _slide("conv", x, a["F"], a["S"], a["P"], a["dilation"])
-        if c % g or k % g:
-            both = math.gcd(c, k)
-            raise ShapeError(
-                f"conv groups={g} must divide both the input channels ({c}) and K ({k})",
-                f"use a divisor of {both}, e.g. groups=1 or groups={both}" if both > 1 else "only groups=1 fits these channels",
-                field="groups",
-                recover=(k, *out),
-            )
-        params = k * (c // g) * a["F"] ** len(spatial) + (k if a["bias"] else 0)
-        return Inferred(
-            (k, *out),
-            params,
-            params * shapes.prod(out),
-            (shapes.effective_filter(a["F"], a["dilation"]), a["S"]),
-            formula=text,
-            warning=warning,
-        )
-
-    def torch(self, a, x):
-        return (
-            f"nn.Conv{_dims(x)}d({x[0]}, {a['K']}, {a['F']}"
-            + _kwargs(
-                stride=a["S"] if a["S"] != 1 else None,
-                padding=self.padding(a, x),
-                dilation=a["dilation"] if a["dilation"] != 1 else None,
-                groups=a["groups"] if a["groups"] != 1 else None,
-                bias=False if not a["bias"] else None,
-            )
-            + ")"
-        )
-
-    def padding(self, a, x) -> int | tuple[int, ...] | None:
-        """What to pass as `padding=`; None where there is none or `explicit_pad` applies it."""
-        pads = self.pads(a, x)
-        if any(lo != hi for lo, hi in pads):
-            return None
-        los = tuple(lo for lo, _ in pads)
-        if not any(los):
-            return None
-        return los[0] if len(set(los)) == 1 else los
-
-    def pads(self, a, x) -> list[tuple[int, int]]:
-        return [shapes.resolve_padding(a["P"], w, a["F"], a["S"], a["dilation"]) for w in x[1:]]
-
-    def explicit_pad(self, a, x) -> tuple[int, ...] | None:
-        """F.pad amounts (last axis first) where padding is uneven, as `same` makes it for an even filter.
-
-        torch's own padding="same" would do the same for stride 1, with a warning on every call.
-        """
-        pads = self.pads(a, x)
-        if all(lo == hi for lo, hi in pads):
-            return None
-        return tuple(v for lo, hi in reversed(pads) for v in (lo, hi))
-
-
-class Pool(LayerKind):
-    name, short = "pool", "pool"
-    help = "pooling: max or avg over F×F windows with stride S (default F), or global"
-    fields = (
-        Field("mode", "word", "max", "max or avg", choices=("max", "avg"), positional=True),
-        Field("global", "bool", False, "pool the whole map to 1×1", positional=True),
-        Field("F", "int", None, "window size", minimum=1),
-        Field("S", "int", None, "stride (defaults to F)", minimum=1),
-        Field("P", "int", 0, "padding in pixels, at most F/2 (same, valid and full are conv's)", minimum=0),
-    )
-
-    def infer(self, a, x):
-        spatial = _spatial("pool", x)
-        if a["global"]:
-            return Inferred((x[0],) + (1,) * len(spatial), sees_whole_map=True, formula="global")
-        if a["F"] is None:
-            raise ShapeError("pool needs a window size F, or `global`", "write e.g. `pool max F=2`")
-        if a["P"] > a["F"] // 2:
-            raise ShapeError(
-                f"pool padding P={a['P']} must be at most half the window F={a['F']}",
-                f"PyTorch pads a pool by at most F/2: use P={a['F'] // 2} or less, or a larger F",
-                field="P",
-            )
-        s = a["S"] or a["F"]
-        out, _, text, warning = _slide("pool", x, a["F"], s, a["P"])
-        return Inferred((x[0], *out), window=(a["F"], s), formula=text, warning=warning)
-
-    def torch(self, a, x):
-        mode = "Max" if a["mode"] == "max" else "Avg"
-        if a["global"]:
-            return f"nn.Adaptive{mode}Pool{_dims(x)}d(1)"
-        s = a["S"] or a["F"]
-        return f"nn.{mode}Pool{_dims(x)}d({a['F']}" + _kwargs(stride=s if s != a["F"] else None, padding=a["P"] or None) + ")"
+__all__ = ["HELPERS", "KINDS", "REQUIRED", "Field", "Inferred", "LayerKind", "ShapeError"]
 
 
 class BatchNorm(LayerKind):
     name, short = "batchnorm", "bn"
     help = "batch normalisation over channels (or features after flatten)"
+    batch_statistics = True
+    aliases = dict.fromkeys(("bn", "batchnorm2d", "batch_norm", "batchnormalization"), "batchnorm")
     fields = (
         Field("eps", "number", 1e-5, "added to the variance", minimum=0),
         Field("momentum", "number", 0.1, "running-average momentum", minimum=0, below=1.0000001),
@@ -256,13 +46,59 @@ class BatchNorm(LayerKind):
         return f"nn.BatchNorm{max(_dims(x), 1)}d({x[0]}{extra})"
 
 
+class LayerNorm(LayerKind):
+    """Normalise over the channels at every position, as ConvNeXt's LayerNorm2d; over the features
+    of a flat vector. A learned scale and shift per channel: 2C parameters, and MACs as torchinfo
+    counts a norm, 2C per sample."""
+
+    name, short = "layernorm", "ln"
+    aliases = dict.fromkeys(("ln", "layer_norm", "layernorm2d", "layernormalization"), "layernorm")
+    help = "layer normalisation over the channels at each position (or the features after flatten)"
+    fields = (Field("eps", "number", 1e-5, "added to the variance (ConvNeXt: 1e-6)", minimum=0),)
+
+    def infer(self, a, x):
+        return Inferred(x, 2 * x[0], 2 * x[0])
+
+    def torch(self, a, x):
+        module = "nn.LayerNorm" if len(x) == 1 else "ChannelLayerNorm"
+        return f"{module}({x[0]}" + _kwargs(eps=a["eps"] if a["eps"] != 1e-5 else None) + ")"
+
+
+class LayerScale(LayerKind):
+    """A learned factor per channel, broadcast over the positions (ConvNeXt's layer_scale, shaped
+    C×1×1 as torchvision's so weights copy across). MACs 0: torchinfo counts none for torchvision's,
+    an elementwise product like an activation."""
+
+    name, short = "layerscale", "scale"
+    aliases = {"layer_scale": "layerscale"}
+    help = "multiply each channel by a learned factor, starting at init"
+    example = "layerscale 1e-6"
+    fields = (Field("init", "number", 1e-6, "the factors' starting value (ConvNeXt: 1e-6)", positional=True),)
+
+    def infer(self, a, x):
+        return Inferred(x, x[0])
+
+    def torch(self, a, x):
+        return f"LayerScale({x[0]}, {a['init']!r}, {len(x) - 1})"
+
+
 class Dropout(LayerKind):
     name, short = "dropout", "dropout"
     help = "zero activations with probability p while training"
+    example = "dropout 0.5"
     fields = (Field("p", "number", 0.5, "drop probability", minimum=0, below=1, positional=True),)
 
     def torch(self, a, x):
         return f"nn.Dropout({a['p']!r})"
+
+
+class Identity(LayerKind):
+    name, short = "identity", "identity"
+    aliases = dict.fromkeys(("noop", "passthrough"), "identity")
+    help = "the input unchanged: an empty branch of a concat, or a placeholder"
+
+    def torch(self, a, x):
+        return "nn.Identity()"
 
 
 class Flatten(LayerKind):
@@ -283,6 +119,9 @@ class Fc(LayerKind):
 
     name, short = "fc", "fc"
     help = "fully connected: K outputs from every input feature"
+    example = "fc 10"
+    aliases = dict.fromkeys(("linear", "dense", "fully_connected"), "fc")
+    decays = ("weight",)
     fields = (
         Field("K", "int", help="number of outputs", minimum=1, positional=True),
         Field("bias", "bool", True, "add a learned bias"),
@@ -305,6 +144,7 @@ class Fc(LayerKind):
 class Maxout(LayerKind):
     name, short = "maxout", "maxout"
     help = "max over groups of K consecutive channels (Goodfellow et al. 2013)"
+    example = "maxout 2"
     fields = (Field("K", "int", 2, "pieces per output channel", minimum=2, positional=True),)
 
     def infer(self, a, x):
@@ -318,6 +158,36 @@ class Maxout(LayerKind):
         return f"Maxout({a['K']})"
 
 
+class Shuffle(LayerKind):
+    """ShuffleNet's channel shuffle: channels in `groups` groups, read out one from each group in
+    turn, so that the next grouped conv mixes them. A helper module rather than nn.ChannelShuffle,
+    which takes no flat input."""
+
+    name, short = "shuffle", "shuffle"
+    help = "interleave the channels of `groups` groups (ShuffleNet)"
+    example = "shuffle groups=2"
+    aliases = dict.fromkeys(("channelshuffle", "channel_shuffle"), "shuffle")
+    fields = (Field("groups", "int", help="channel groups to interleave", minimum=1, positional=True),)
+
+    def infer(self, a, x):
+        if x[0] % a["groups"]:
+            raise ShapeError(
+                f"shuffle groups={a['groups']} must divide the {x[0]} input channels",
+                f"use a divisor of {x[0]}, e.g. groups={_divisor(x[0])}, or give the layer before it a multiple of {a['groups']} channels",
+                field="groups",
+                recover=x,
+            )
+        return Inferred(x)
+
+    def torch(self, a, x):
+        return f"ChannelShuffle({a['groups']})"
+
+
+def _divisor(n: int) -> int:
+    """The smallest divisor of n above 1 (n itself if n is prime or 1)."""
+    return next((d for d in range(2, math.isqrt(n) + 1) if n % d == 0), n)
+
+
 class Activation(LayerKind):
     """An elementwise function with no parameters; `module` is its torch class."""
 
@@ -328,8 +198,10 @@ class Activation(LayerKind):
         return f"nn.{self.module}({args})"
 
 
-def _activation(name: str, module: str, help: str, *fields: Field) -> type[Activation]:
-    return type(name.title(), (Activation,), {"name": name, "short": name, "module": module, "help": help, "fields": fields})
+def _activation(name: str, module: str, help: str, *fields: Field, aliases: tuple[str, ...] = ()) -> type[Activation]:
+    short = f"{name}_" if name[-1].isdigit() else name  # relu6_1, not relu61
+    facts = {"name": name, "short": short, "module": module, "help": help, "fields": fields, "aliases": dict.fromkeys(aliases, name)}
+    return type(name.title(), (Activation,), facts)
 
 
 class Softmax(LayerKind):
@@ -344,34 +216,72 @@ KINDS: dict[str, LayerKind] = {
     kind.name: kind()
     for kind in (
         Conv,
+        Deconv,
         Pool,
+        Upsample,
         BatchNorm,
+        LayerNorm,
+        LayerScale,
         Dropout,
+        Identity,
         Flatten,
         Fc,
         Maxout,
+        Shuffle,
         Softmax,
         _activation("relu", "ReLU", "max(0, x)"),
-        _activation("leakyrelu", "LeakyReLU", "x, or slope·x below 0", Field("slope", "number", 0.01, "negative slope", positional=True)),
+        _activation("relu6", "ReLU6", "min(max(0, x), 6), as MobileNetV2"),
+        _activation(
+            "leakyrelu",
+            "LeakyReLU",
+            "x, or slope·x below 0",
+            Field("slope", "number", 0.01, "negative slope", positional=True),
+            aliases=("leaky_relu", "lrelu"),
+        ),
         _activation("elu", "ELU", "exponential linear unit", Field("alpha", "number", 1.0, "saturation value", positional=True)),
         _activation("gelu", "GELU", "Gaussian error linear unit"),
-        _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish"),
-        _activation("sigmoid", "Sigmoid", "1/(1 + e^−x)"),
+        _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish", aliases=("swish",)),
+        _activation("hardswish", "Hardswish", "x·relu6(x + 3)/6, as MobileNetV3", aliases=("hard_swish", "hswish")),
+        _activation("sigmoid", "Sigmoid", "1/(1 + e^−x)", aliases=("logistic",)),
+        _activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, as MobileNetV3", aliases=("hard_sigmoid", "hsigmoid")),
         _activation("tanh", "Tanh", "hyperbolic tangent"),
     )
 }
 
 # Helper modules that a generated model file defines when a layer needs one.
 HELPERS = {
-    "Maxout": '''class Maxout(nn.Module):
-    """Max over groups of `pieces` consecutive channels."""
+    "Maxout": """class Maxout(nn.Module):
+    \"\"\"Max over groups of `pieces` consecutive channels.\"\"\"
 
     def __init__(self, pieces: int):
         super().__init__()
         self.pieces = pieces
 
     def forward(self, x):
-        return x.unflatten(1, (-1, self.pieces)).amax(2)''',
+        return x.unflatten(1, (-1, self.pieces)).amax(2)""",
+    "ChannelShuffle": """class ChannelShuffle(nn.Module):
+    \"\"\"Channels in `groups` groups, read out one from each group in turn (ShuffleNet).\"\"\"
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)""",
+    "ChannelLayerNorm": """class ChannelLayerNorm(nn.LayerNorm):
+    \"\"\"Layer normalisation over the channels at every position, as ConvNeXt's LayerNorm2d.\"\"\"
+
+    def forward(self, x):
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)""",
+    "LayerScale": """class LayerScale(nn.Module):
+    \"\"\"A learned factor per channel, broadcast over the positions (ConvNeXt's layer_scale).\"\"\"
+
+    def __init__(self, channels: int, init: float, spatial_dims: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((channels,) + (1,) * spatial_dims, init))
+
+    def forward(self, x):
+        return x * self.scale""",
 }
 
 

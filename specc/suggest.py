@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import difflib
 
+from .layers import KINDS
+
 # What users of other frameworks write, and what specc calls it.
 SYNONYMS = {
-    "conv2d": "conv",
-    "conv1d": "conv",
-    "conv3d": "conv",
-    "convolution": "conv",
-    "linear": "fc",
-    "dense": "fc",
-    "fully_connected": "fc",
-    "maxpool": "pool max",
-    "maxpool2d": "pool max",
-    "max_pool": "pool max",
-    "avgpool": "pool avg",
-    "avgpool2d": "pool avg",
-    "avg_pool": "pool avg",
-    "globalavgpool": "pool avg global",
-    "bn": "batchnorm",
-    "batchnorm2d": "batchnorm",
-    "batch_norm": "batchnorm",
-    "leaky_relu": "leakyrelu",
-    "lrelu": "leakyrelu",
-    "swish": "silu",
-    "logistic": "sigmoid",
+    **{alias: meant for kind in KINDS.values() for alias, meant in kind.aliases.items()},
     "add": "residual",
     "cat": "concat",
     "sequential": "seq",

@@ -160,7 +160,7 @@ class _Writer:
         self.init_lines.append(f"{self.access(layer)} = {expr}  # {shape_text(layer.out_shape)}, line {layer.line}")
         if layer.frozen:
             self.frozen.append(f"{self.access(layer)}.requires_grad_(False)")
-            if layer.kind.name == "batchnorm":
+            if layer.kind.batch_statistics:
                 self.frozen_norms.append(f"{self.access(layer)}.eval()")
 
     # ---- forward ---------------------------------------------------------------------------

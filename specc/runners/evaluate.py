@@ -66,9 +66,9 @@ def check_train_batch(network: Network, batch: int, flag: str) -> None:
     if batch >= 2:
         return
     for layer in network.layers():
-        if layer.kind.name == "batchnorm" and layer.in_shape is not None and math.prod(layer.in_shape[1:]) == 1:
+        if layer.kind.batch_statistics and layer.in_shape is not None and math.prod(layer.in_shape[1:]) == 1:
             raise UsageError(
-                f"batchnorm {layer.name} (line {layer.line}) sees one value per channel, so it cannot train on batches of {batch}",
+                f"{layer.kind.name} {layer.name} (line {layer.line}) sees one value per channel, so it cannot train on batches of {batch}",
                 hint=f"use {flag} 2 or more",
             )
 

@@ -56,6 +56,7 @@ from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reade
 from .. import __version__
 from ..api import Net, load
 from ..errors import EXIT_BAD_SPEC, EXIT_FAILURE, EXIT_INTERRUPTED, InputFileError, SpeccError, UsageError
+from ..ir import Network
 from ..outputs import refuse_replacing
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
@@ -308,7 +309,7 @@ class _Run:
         trainable = [p for p in self.module.parameters() if p.requires_grad]
         if not trainable:
             raise UsageError("every layer of the network is frozen: there is nothing to train", hint="remove `freeze` from a layer")
-        self.optimizer = build_optimizer(trainable, config)
+        self.optimizer = build_optimizer(trainable, config, decayed(self.net.network, self.module))
         self.scheduler = build_scheduler(self.optimizer, config, self.steps * config.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.model = session.wrap(self.module)
@@ -579,10 +580,15 @@ def _dump_for_tests(module: nn.Module, session: Session) -> None:
 # --- optimisers, schedules, precision ------------------------------------------------
 
 
-def build_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser of `config` over `params`; biases and norm scales get no weight decay, as in timm."""
-    decayed = [p for p in params if p.ndim > 1]
-    others = [p for p in params if p.ndim <= 1]
+def decayed(network: Network, module: nn.Module) -> set[int]:
+    """ids of the parameters that get weight decay: those each layer's kind names (conv and fc weights)."""
+    return {id(getattr(module.get_submodule(layer.name), name)) for layer in network.layers() for name in layer.kind.decays}
+
+
+def build_optimizer(params: list[nn.Parameter], config: TrainConfig, decay: set[int]) -> torch.optim.Optimizer:
+    """The optimiser of `config` over `params`; only the parameters in `decay` (by id) get weight decay, as in timm."""
+    decayed = [p for p in params if id(p) in decay]
+    others = [p for p in params if id(p) not in decay]
     groups = [g for g in ({"params": decayed, "weight_decay": config.decay}, {"params": others, "weight_decay": 0.0}) if g["params"]]
     lr, momentum = config.learning_rate, config.momentum
     match config.optimizer:
