@@ -153,9 +153,9 @@ def make_case(seed_texts: list[tuple[str, str]], index: int, seed: int) -> tuple
 
 def run_case(text: str, strict: bool) -> str:
     """'accepted' or 'refused'; anything else raises, which the worker reports as a crash."""
-    import specc
     from rich.console import Console
 
+    import specc
     from specc import report as views
     from specc.errors import SpeccError
 
