@@ -36,6 +36,7 @@ MAX_CALL_DEPTH = 32
 MAX_NODES = 100_000
 MAX_ERRORS = 50
 MAX_INT = 2**63 - 1  # torch sizes are int64
+MAX_BITS = 1024  # arithmetic results beyond this are refused at once, far past MAX_INT yet cheap to print
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,11 @@ def with_argument_errors(diagnostics: list[Diagnostic], recovered: ast.Spec, sou
     """
     expander = Expander(recovered, source)
     expander.diagnostics = []  # the definitions' own errors may be echoes of the lines that failed
+    expander.reported = set()
     try:
         expander.argument_errors(recovered.body, Context(Scope(())), before)
-    except RecursionError:
-        pass  # nested too deeply to look into: the syntax errors are enough
+    except (RecursionError, _StopExpanding):
+        pass  # nested too deeply to look into, or errors enough: the syntax errors are enough
     return sorted(diagnostics + expander.diagnostics, key=_position)
 
 
@@ -202,6 +204,7 @@ class Expander:
     def __init__(self, spec: ast.Spec, source: Source):
         self.spec, self.source = spec, source
         self.diagnostics: list[Diagnostic] = []
+        self.reported: set[tuple[str, Span | None]] = set()  # a set: a line of 4,000 bad arguments stays linear
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
@@ -251,8 +254,9 @@ class Expander:
 
         Every error says how to fix it: `hint` is required.
         """
-        if any(d.message == message and d.span == span for d in self.diagnostics):
+        if (message, span) in self.reported:
             return  # the same mistake met again through a repeat or another call of its block
+        self.reported.add((message, span))
         notes = list(first_notes) + [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
         self.diagnostics.append(Diagnostic(message, span, hint, notes=notes))
 
@@ -342,7 +346,10 @@ class Expander:
             return failed
         try:
             result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
+            too_large = isinstance(result, int) and result.bit_length() > MAX_BITS
         except OverflowError:
+            too_large = True
+        if too_large:  # nested blocks can square a number at every level: stop before its digits run to millions
             self.error(
                 "this number is too large to work with", expr.span, "sizes are 64-bit integers in torch: is a digit too many?", calls
             )
@@ -647,6 +654,8 @@ class Expander:
         bad: set[str] = set()  # given, but wrong: not also "missing"
         skip = False
         for i, item in enumerate(items):
+            if len(self.diagnostics) >= MAX_ERRORS:  # a line of thousands of bad arguments: enough said
+                raise _StopExpanding
             if skip:  # the value of `K 16`, reported with its K
                 skip = False
                 continue

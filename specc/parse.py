@@ -27,6 +27,10 @@ from . import ast
 from .errors import Diagnostic, Source, Span, SpeccError
 
 MAX_SYNTAX_ERRORS = 20
+# Sizes are 64-bit in torch (19 digits); the expander says "too large" with the field's range. Past this
+# many digits a number is refused here, before Python's int() (which refuses 4,300) or arithmetic on it.
+MAX_DIGITS = 100
+MAX_LINE = 4096  # characters; longer lines are refused before parsing
 
 
 class ParseError(SpeccError):
@@ -69,6 +73,9 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     work: str | None = text if text.endswith("\n") else text + "\n"
     if work.startswith("\ufeff"):  # a byte-order mark from a Windows editor: a blank, so columns stay put
         work = " " + work[1:]
+    long_lines = _long_lines(text)
+    if long_lines:  # refused unread: lark takes a minute over a megabyte of arguments on one line
+        raise ParseError(long_lines, source, None, 0)
     blanked: set[int] = set()
     spec = None
     intact_before = math.inf
@@ -375,6 +382,31 @@ def _tspan(token: Token) -> Span:
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
+def _long_lines(text: str) -> list[Diagnostic]:
+    """An error for each line longer than MAX_LINE characters (a spec has one statement a line)."""
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE:
+            span = Span(number, MAX_LINE + 1, number, len(line) + 1)
+            hint = f"write one statement a line, at most {MAX_LINE:,} characters; a repeat (`relu x4`) says it shorter"
+            found.append(Diagnostic(f"line {number} is {len(line):,} characters long", span, hint))
+            if len(found) == MAX_SYNTAX_ERRORS:
+                break
+    return found
+
+
+def _whole(digits: str, token: Token) -> int:
+    """The integer `digits` (part of `token`), refused with the token's span where it is absurdly long."""
+    significant = len(digits.lstrip("0"))
+    if significant > MAX_DIGITS:
+        raise SpeccError(
+            f"a number of {significant:,} digits is too large for anything in a spec",
+            _tspan(token),
+            "sizes and counts are 64-bit integers in torch (at most 19 digits): is the number pasted twice?",
+        )
+    return int(digits)
+
+
 def _name(token: Token) -> ast.Name:
     return ast.Name.model_construct(span=_tspan(token), text=str(token))
 
@@ -390,7 +422,7 @@ class _ToAst(Transformer):
 
     # values
     def int(self, children):
-        return ast.Num.model_construct(span=_tspan(children[0]), value=int(children[0]))
+        return ast.Num.model_construct(span=_tspan(children[0]), value=_whole(str(children[0]), children[0]))
 
     def float(self, children):
         return ast.Num.model_construct(span=_tspan(children[0]), value=float(children[0]))
@@ -402,7 +434,7 @@ class _ToAst(Transformer):
         return ast.Str.model_construct(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
     def sizes(self, children):
-        values = tuple(int(n) for n in str(children[0]).split("x"))
+        values = tuple(_whole(n, children[0]) for n in str(children[0]).split("x"))
         return ast.Sizes.model_construct(span=_tspan(children[0]), values=values)
 
     def neg(self, children):
@@ -449,7 +481,7 @@ class _ToAst(Transformer):
             name=_name(name),
             call_args=call_args,
             items=items,
-            repeat=int(repeat[1:]) if repeat else None,
+            repeat=_whole(repeat[1:], repeat) if repeat else None,
             repeat_span=_tspan(repeat) if repeat else None,
             body=body,
         )
@@ -472,7 +504,7 @@ class _ToAst(Transformer):
         return ("network", _name(children[0]))
 
     def input(self, children):
-        return ("input", (tuple(int(n) for n in str(children[0]).split("x")), _tspan(children[0])))
+        return ("input", (tuple(_whole(n, children[0]) for n in str(children[0]).split("x")), _tspan(children[0])))
 
     def init(self, children):
         return ("init", _name(children[0]))
