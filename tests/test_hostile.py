@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 import specc
 from specc import errors
 from specc import report as views
+from specc.cli import main
 from specc.errors import SpeccError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HUGE = "9" * 4000  # near the 4,300 digits Python's int() accepts; a longer line is refused whole (below)
 
@@ -92,3 +99,34 @@ def test_a_hundred_thousand_layers_draw_a_bounded_table():
     text = views.table(report, None, 200).plain
     assert text.count("\n") < views.MAX_ROWS + 10
     assert f"{100_001 - views.MAX_ROWS:,} more rows not drawn" in text
+
+
+# ---- narrow terminals: no figure or line of code is cut ------------------------------------------
+
+ZOO = sorted((ROOT / "specs").rglob("*.cnn"))
+
+
+@pytest.mark.parametrize("columns", ["80", "120", "200"])
+@pytest.mark.parametrize("spec", ZOO, ids=[str(p.relative_to(ROOT / "specs")) for p in ZOO])
+def test_every_figure_of_the_zoo_appears_whole_at_any_width(spec, columns):
+    runner = CliRunner(env={"COLUMNS": columns})
+    figures = json.loads(runner.invoke(main, ["check", "--json", str(spec)]).stdout)
+    result = runner.invoke(main, ["check", str(spec)])
+    assert result.exit_code == 0 and "…" not in result.stdout
+    cells = {cell.strip() for line in result.stdout.splitlines() for cell in line.split("│")}
+    for layer in figures["layers"] + figures["groups"]:
+        assert {f"{layer['params']:,}", f"{layer['macs']:,}", "×".join(map(str, layer["output_shape"] or []))} <= cells, layer["name"]
+    assert f"params      {figures['total_params']:,} " in result.stdout
+    if columns != "200":  # the table fits, or says what it left out; a line that still runs on is never cut
+        table_lines = [line for line in result.stdout.splitlines() if line.startswith(("┃", "│"))]
+        assert all(len(line) <= int(columns) for line in table_lines) or "left out to fit" in result.stdout
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+@pytest.mark.parametrize("spec", ZOO, ids=[str(p.relative_to(ROOT / "specs")) for p in ZOO])
+def test_compile_print_is_the_file_byte_for_byte(spec, columns, tmp_path):
+    runner = CliRunner(env={"COLUMNS": columns})
+    model = tmp_path / "model.py"
+    assert runner.invoke(main, ["compile", str(spec), "-o", str(model)]).exit_code == 0
+    printed = runner.invoke(main, ["compile", str(spec), "--print"])
+    assert printed.exit_code == 0 and printed.stdout_bytes == model.read_bytes()
