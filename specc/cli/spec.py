@@ -20,10 +20,15 @@ def _console():
 
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1; the CLI's entry point makes a closed pipe exit 0
+            self.quiet = True
+            raise BrokenPipeError
+
     columns = os.environ.get("COLUMNS", "")
     if sys.stdout.isatty() or columns.isdigit():
-        return Console()  # rich reads $COLUMNS itself
-    return Console(width=200)
+        return _Console()  # rich reads $COLUMNS itself
+    return _Console(width=200)
 
 
 def _print_warnings(report, net) -> None:
