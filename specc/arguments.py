@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from .expand import Context
 
 MAX_INT = 2**63 - 1  # torch sizes are int64
+MAX_BITS = 1024  # arithmetic results beyond this are refused at once, far past MAX_INT yet cheap to print
+MAX_ERRORS = 50  # then expansion stops: a line of thousands of bad arguments says enough in fifty
+
+
+class StopExpanding(Exception):  # noqa: N818 - a signal, not an error
+    """Expansion stops: the spec grows past the expander's MAX_NODES, or past MAX_ERRORS."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,10 @@ class Arguments:
             return failed
         try:
             result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
+            too_large = isinstance(result, int) and result.bit_length() > MAX_BITS
         except OverflowError:
+            too_large = True
+        if too_large:  # nested blocks can square a number at every level: stop before its digits run to millions
             self.error(
                 "this number is too large to work with", expr.span, "sizes are 64-bit integers in torch: is a digit too many?", calls
             )
@@ -120,6 +129,8 @@ class Arguments:
         bad: set[str] = set()  # given, but wrong: not also "missing"
         skip = False
         for i, item in enumerate(items):
+            if len(self.diagnostics) >= MAX_ERRORS:  # a line of thousands of bad arguments: enough said
+                raise StopExpanding
             if skip:  # the value of `K 16`, reported with its K
                 skip = False
                 continue

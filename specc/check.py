@@ -125,6 +125,7 @@ def _position(d: Diagnostic) -> tuple[int, int]:
 class _Checker:
     def __init__(self):
         self.diagnostics: list[Diagnostic] = []
+        self.reported: set[tuple] = set()  # (message, span, severity): a set keeps thousands of repeats linear
 
     def sequence(self, nodes: list[Node], flow: Flow) -> Flow:
         for node in nodes:
@@ -273,8 +274,9 @@ class _Checker:
         return Flow((channels, *first[1:]), max(o.rf for o in outs), max(o.jump for o in outs))
 
     def _report(self, message, span, hint, calls, severity="error", notes=()):
-        if any(d.message == message and d.span == span for d in self.diagnostics):
+        if (message, span, severity) in self.reported:
             return  # one layer of a block met again through another call, failing the same way
+        self.reported.add((message, span, severity))
         notes = list(notes) + [(text, where) for text, where in reversed(calls)]
         self.diagnostics.append(Diagnostic(message, span, hint, severity, notes))
 

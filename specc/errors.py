@@ -111,18 +111,35 @@ def render(diag: Diagnostic, source: Source | None) -> str:
     return "\n".join(out)
 
 
+EXCERPT_WIDTH = 120  # source characters shown around a span; a longer line is cut to a window with … at each cut end
+
+
 def _excerpt(source: Source, span: Span) -> list[str]:
     text = source.line_text(span.line).rstrip("\n")
     if not text.strip():
         return []
     gutter = f"{span.line:>4} | "
     end = span.end_column if span.end_line == span.line else len(text) + 1
-    width = max(1, end - span.column)
+    start = span.column - 1  # 0-based, as the slices below
+    first = max(0, min(start - EXCERPT_WIDTH // 4, len(text) - EXCERPT_WIDTH))
+    shown = text[first : first + EXCERPT_WIDTH]
+    left = "…" if first > 0 else ""
+    right = "…" if first + EXCERPT_WIDTH < len(text) else ""
+    width = max(1, min(end - 1, first + EXCERPT_WIDTH) - start)
     # Tabs stay tabs under the source, so the caret lines up whatever the terminal's tab width.
-    pad = "".join("\t" if c == "\t" else " " for c in text[: span.column - 1])
+    pad = " " * len(left) + "".join("\t" if c == "\t" else " " for c in text[first:start])
     caret = " " * (len(gutter) - 2) + "| " + pad + "^" + "~" * (width - 1)
-    return [gutter + text, caret]
+    return [gutter + left + shown + right, caret]
+
+
+MAX_SHOWN = 20  # diagnostics drawn in full; the rest are counted, so a line of 4,000 mistakes prints a page, not 120 MB
 
 
 def render_all(diagnostics: list[Diagnostic], source: Source | None) -> str:
-    return "\n".join(render(d, source) for d in diagnostics)
+    shown = [render(d, source) for d in diagnostics[:MAX_SHOWN]]
+    rest = diagnostics[MAX_SHOWN:]
+    if rest:
+        errors = sum(d.is_error for d in rest)
+        counts = [f"{n:,} more {kind}{'s' if n != 1 else ''}" for n, kind in ((errors, "error"), (len(rest) - errors, "warning")) if n]
+        shown.append(f"... and {' and '.join(counts)} not shown (fix the first ones and check again)")
+    return "\n".join(shown)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
-from .arguments import MAX_INT, Arguments, Value, kind_example, value_text
+from .arguments import MAX_ERRORS, MAX_INT, Arguments, StopExpanding, Value, kind_example, value_text
 from .errors import Diagnostic, Source, Span, SpeccError
 from .ir import Group, Layer, Network, Node, module_name_problem
 from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
@@ -38,7 +38,6 @@ MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
 # checker: no real network comes near them.
 MAX_NODES = 100_000
-MAX_ERRORS = 50
 
 
 class Scope:
@@ -105,10 +104,6 @@ class ExpansionError(SpeccError):
         self.network = network
 
 
-class _StopExpanding(Exception):  # noqa: N818 - a signal, not an error
-    """Expansion stops: the spec grows past MAX_NODES or MAX_ERRORS."""
-
-
 def expand(spec: ast.Spec, source: Source) -> Network:
     return Expander(spec, source).run()
 
@@ -122,10 +117,11 @@ def with_argument_errors(diagnostics: list[Diagnostic], recovered: ast.Spec, sou
     """
     expander = Expander(recovered, source)
     expander.diagnostics = []  # the definitions' own errors may be echoes of the lines that failed
+    expander.reported = set()
     try:
         expander.argument_errors(recovered.body, Context(Scope(())), before)
-    except RecursionError:
-        pass  # nested too deeply to look into: the syntax errors are enough
+    except (RecursionError, StopExpanding):
+        pass  # nested too deeply to look into, or errors enough: the syntax errors are enough
     return sorted(diagnostics + expander.diagnostics, key=_position)
 
 
@@ -133,6 +129,7 @@ class Expander(Arguments):
     def __init__(self, spec: ast.Spec, source: Source):
         self.spec, self.source = spec, source
         self.diagnostics: list[Diagnostic] = []
+        self.reported: set[tuple[str, Span | None]] = set()  # a set: a line of 4,000 bad arguments stays linear
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
@@ -182,8 +179,9 @@ class Expander(Arguments):
 
         Every error says how to fix it: `hint` is required.
         """
-        if any(d.message == message and d.span == span for d in self.diagnostics):
+        if (message, span) in self.reported:
             return  # the same mistake met again through a repeat or another call of its block
+        self.reported.add((message, span))
         notes = list(first_notes) + [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
         self.diagnostics.append(Diagnostic(message, span, hint, notes=notes))
 
@@ -191,7 +189,7 @@ class Expander(Arguments):
         input_shape = self._input_shape()
         try:
             body = self.statements(self.spec.body, Context(Scope(())))
-        except _StopExpanding:
+        except StopExpanding:
             body, self.checkable = [], False
         except RecursionError:
             body, self.checkable = [], False
@@ -280,9 +278,9 @@ class Expander(Arguments):
                 "check repeat counts (x N) and blocks that call other blocks",
                 [],
             )
-            raise _StopExpanding
+            raise StopExpanding
         if len(self.diagnostics) >= MAX_ERRORS:
-            raise _StopExpanding
+            raise StopExpanding
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
         if self._glued_repeat(st, ctx):

@@ -27,6 +27,10 @@ from . import ast, parser_tables
 from .errors import Diagnostic, Source, Span, SpeccError
 
 MAX_SYNTAX_ERRORS = 20
+# Sizes are 64-bit in torch (19 digits); the expander says "too large" with the field's range. Past this
+# many digits a number is refused here, before Python's int() (which refuses 4,300) or arithmetic on it.
+MAX_DIGITS = 100
+MAX_LINE = 4096  # characters; longer lines are refused before parsing
 
 
 class ParseError(SpeccError):
@@ -61,6 +65,9 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     work: str | None = text if text.endswith("\n") else text + "\n"
     if work.startswith("\ufeff"):  # a byte-order mark from a Windows editor: a blank, so columns stay put
         work = " " + work[1:]
+    long_lines = _long_lines(text)
+    if long_lines:  # refused unread: lark takes a minute over a megabyte of arguments on one line
+        raise ParseError(long_lines, source, None, 0)
     blanked: set[int] = set()
     spec = None
     intact_before = math.inf
@@ -379,6 +386,31 @@ def _tspan(token: Token) -> Span:
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
+def _long_lines(text: str) -> list[Diagnostic]:
+    """An error for each line longer than MAX_LINE characters (a spec has one statement a line)."""
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE:
+            span = Span(number, MAX_LINE + 1, number, len(line) + 1)
+            hint = f"write one statement a line, at most {MAX_LINE:,} characters; a repeat (`relu x4`) says it shorter"
+            found.append(Diagnostic(f"line {number} is {len(line):,} characters long", span, hint))
+            if len(found) == MAX_SYNTAX_ERRORS:
+                break
+    return found
+
+
+def _whole(digits: str, token: Token) -> int:
+    """The integer `digits` (part of `token`), refused with the token's span where it is absurdly long."""
+    significant = len(digits.lstrip("0"))
+    if significant > MAX_DIGITS:
+        raise SpeccError(
+            f"a number of {significant:,} digits is too large for anything in a spec",
+            _tspan(token),
+            "sizes and counts are 64-bit integers in torch (at most 19 digits): is the number pasted twice?",
+        )
+    return int(digits)
+
+
 def _name(token: Token) -> ast.Name:
     return ast.Name.model_construct(span=_tspan(token), text=str(token))
 
@@ -394,7 +426,7 @@ class _ToAst(Transformer):
 
     # values
     def int(self, children):
-        return ast.Num.model_construct(span=_tspan(children[0]), value=int(children[0]))
+        return ast.Num.model_construct(span=_tspan(children[0]), value=_whole(str(children[0]), children[0]))
 
     def float(self, children):
         return ast.Num.model_construct(span=_tspan(children[0]), value=float(children[0]))
@@ -406,7 +438,7 @@ class _ToAst(Transformer):
         return ast.Str.model_construct(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
     def sizes(self, children):
-        values = tuple(int(n) for n in str(children[0]).split("x"))
+        values = tuple(_whole(n, children[0]) for n in str(children[0]).split("x"))
         return ast.Sizes.model_construct(span=_tspan(children[0]), values=values)
 
     def neg(self, children):
@@ -445,7 +477,7 @@ class _ToAst(Transformer):
         """`x3`, or `x N` with a value: the count as an expression, and the span of the whole repeat."""
         if len(children) == 1:
             token = children[0]
-            return ast.Num.model_construct(span=_tspan(token), value=int(token[1:])), _tspan(token)
+            return ast.Num.model_construct(span=_tspan(token), value=_whole(token[1:], token)), _tspan(token)
         times, value = children
         return value, _tspan(times).until(value.span)
 
@@ -489,7 +521,7 @@ class _ToAst(Transformer):
         return ("network", _name(children[0]))
 
     def input(self, children):
-        return ("input", (tuple(int(n) for n in str(children[0]).split("x")), _tspan(children[0])))
+        return ("input", (tuple(_whole(n, children[0]) for n in str(children[0]).split("x")), _tspan(children[0])))
 
     def init(self, children):
         return ("init", _name(children[0]))

@@ -50,34 +50,71 @@ def human(n: float, unit: str) -> str:
     return f"{n:g} {unit}"
 
 
-_COLUMNS = (  # (header, justify); only the formula wraps on a narrow terminal
-    ("name", "left"),
-    ("kind", "left"),
-    ("line", "right"),
-    ("output", "right"),
-    ("(W − F + 2P)/S + 1", "left"),
-    ("params", "right"),
-    ("MACs", "right"),
-    ("RF", "right"),
+_COLUMNS = (  # (header, right-aligned, droppable: the order in which a narrow terminal drops columns, 0 = never)
+    ("name", False, 0),
+    ("kind", False, 4),
+    ("line", True, 3),
+    ("output", True, 0),
+    ("(W − F + 2P)/S + 1", False, 1),
+    ("params", True, 0),
+    ("MACs", True, 0),
+    ("RF", True, 2),
 )
 _FORMULA = 4
+MAX_ROWS = 5000  # rows drawn; a spec of 100,000 layers gets a note instead of a table of hundreds of megabytes
 
 
-def table(report: Report, depth: int | None = None):
-    """The check table as a rich renderable; groups deeper than `depth` fold into their row."""
+def table(report: Report, depth: int | None = None, width: int = 200):
+    """The check table as rich Text, at most `width` cells wide where the columns that matter fit.
+
+    Drawn here, not by rich's Table: a figure is never cut or wrapped. Where the table is too wide, whole
+    columns go (the formula first, then RF, line and kind) and a note says so; names, shapes, params and
+    MACs always stay. Drawing is linear in the rows, and stops after MAX_ROWS with a note.
+    """
     from rich.cells import cell_len
-    from rich.table import Table
+    from rich.text import Text
 
     rows = [row for row in report.rows if depth is None or row.depth <= depth]
-    cells = [_cells(row) for row in rows]
-    t = Table(title=f"{report.network}: input {shape_text(report.input_shape)}", title_justify="left", header_style="bold")
-    for i, (header, justify) in enumerate(_COLUMNS):
-        # A width given saves rich measuring every cell, half the time of drawing a ResNet-50's 196 rows.
-        width = None if i == _FORMULA else max(cell_len(text) for text in [header, *(c[i] for c in cells)])
-        t.add_column(header, justify=justify, no_wrap=i != _FORMULA, width=width)
-    for row, texts in zip(rows, cells, strict=True):
-        t.add_row(*texts, style="bold" if row.is_group else None)
-    return t
+    drawn = rows[:MAX_ROWS]
+    cells = [_cells(row) for row in drawn]
+    widths = [max(map(cell_len, (header, *(c[i] for c in cells)))) for i, (header, _, _) in enumerate(_COLUMNS)]
+    keep = _columns_that_fit(widths, width)
+    out = Text(no_wrap=True, overflow="ignore")
+    out.append(f"{report.network}: input {shape_text(report.input_shape)}\n")
+
+    def rule(left: str, fill: str, middle: str, right: str) -> str:
+        return left + middle.join(fill * (widths[i] + 2) for i in keep) + right + "\n"
+
+    def line(texts: list[str], bar: str) -> str:
+        pads = [" " * (widths[i] - cell_len(texts[i])) for i in keep]
+        parts = [pad + texts[i] if _COLUMNS[i][1] else texts[i] + pad for i, pad in zip(keep, pads, strict=True)]
+        return bar + " " + f" {bar} ".join(parts) + " " + bar + "\n"
+
+    out.append(rule("┏", "━", "┳", "┓"))
+    out.append(line([header for header, _, _ in _COLUMNS], "┃"), style="bold")
+    out.append(rule("┡", "━", "╇", "┩"))
+    for row, texts in zip(drawn, cells, strict=True):
+        out.append(line(texts, "│"), style="bold" if row.is_group else None)
+    out.append(rule("└", "─", "┴", "┘").rstrip("\n"))
+    notes = []
+    if len(rows) > len(drawn):
+        notes.append(f"{len(rows) - len(drawn):,} more rows not drawn: --depth folds groups, --json lists every layer")
+    dropped = ["formula" if i == _FORMULA else _COLUMNS[i][0] for i in range(len(_COLUMNS)) if i not in keep]
+    if dropped:
+        notes.append(f"left out to fit {width} columns: {', '.join(dropped)} (--json has them)")
+    for note in notes:
+        out.append(f"\nnote: {note}", style="dim")
+    return out
+
+
+def _columns_that_fit(widths: list[int], width: int) -> list[int]:
+    """The columns to draw: all where they fit in `width`, else without the droppable ones, in their order."""
+    keep = list(range(len(_COLUMNS)))
+    for drop in sorted((order, i) for i, (_, _, order) in enumerate(_COLUMNS) if order):
+        if sum(widths[i] + 3 for i in keep) + 1 <= width:
+            break
+        keep.remove(drop[1])
+    return keep
 
 
 def _cells(row: Row) -> list[str]:

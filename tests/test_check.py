@@ -191,8 +191,8 @@ def test_json_of_a_frozen_layer():
 
 def table_text(report, depth=None) -> str:
     console = Console(file=io.StringIO(), width=200, color_system=None)
-    console.print(views.table(report, depth))
-    console.print(views.totals(report), highlight=False)
+    console.print(views.table(report, depth, 200), soft_wrap=True)
+    console.print(views.totals(report), highlight=False, soft_wrap=True)
     return console.file.getvalue()
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from specc.cli import main
@@ -52,3 +55,16 @@ def test_a_network_too_big_for_memory_is_an_error(tmp_path):
     result = run("export", huge, "-o", str(tmp_path / "huge.onnx"))
     assert result.exit_code == EXIT_FAILURE and isinstance(result.exception, SystemExit)
     assert "error: out of memory" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["check"], ["check", "--json"], ["compile"]], ids=" ".join)
+def test_a_reader_that_stops_early_is_not_a_failure(args):
+    """`specc check net.cnn | head -1`: the closed pipe exits 0, silently, as it did for compile."""
+    spec = Path(__file__).resolve().parent.parent / "specs" / "resnet50.cnn"
+    env = dict(os.environ, PYTHONPATH=str(spec.parent.parent), COLUMNS="200")
+    with subprocess.Popen([sys.executable, "-m", "specc", *args, str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as p:
+        p.stdout.readline()
+        p.stdout.close()  # before the rest is written: resnet50's table is larger than a pipe's buffer
+        stderr = p.stderr.read().decode()
+        assert p.wait(timeout=60) == 0, stderr
+    assert stderr == ""

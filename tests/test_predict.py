@@ -17,7 +17,7 @@ from PIL import Image
 
 import specc
 from specc.cli import main
-from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, InputFileError
+from specc.errors import EXIT_BAD_SPEC, InputFileError
 from specc.runners import predict as predict_runner
 
 from .test_export import trained_weights
@@ -219,7 +219,7 @@ def test_the_python_api_refuses_a_single_number(exported):
 
 def test_nothing_to_classify_is_a_usage_error(exported):
     result = cli(exported[0])
-    assert result.exit_code == EXIT_FAILURE and "nothing to classify" in result.stderr
+    assert result.exit_code == EXIT_BAD_SPEC and "nothing to classify" in result.stderr and "Usage:" in result.stderr
 
 
 def test_predict_does_not_import_torch(exported, tmp_path: Path):

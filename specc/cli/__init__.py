@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, SpeccError
+from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, SpeccError
 
 # verb -> (module, function): a verb's module is imported only when that verb runs or
 # `--help` lists them, so `specc check` does not pay for the training flags' imports.
@@ -49,6 +49,9 @@ class _Cli(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `specc check net.cnn | head -1`: the reader has what it wanted
+            _stdout_to_devnull()
+            sys.exit(EXIT_OK)
         except OSError as err:
             if err.filename is None:  # not about a path the user named: a bug to report, with its traceback
                 raise
@@ -62,8 +65,13 @@ class _Cli(click.Group):
             if "out of memory" not in str(err).lower() and "can't allocate memory" not in str(err):
                 raise
             _out_of_memory(str(err).splitlines()[0])
-        except BrokenPipeError:
-            sys.exit(EXIT_FAILURE)
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that Python's final flush of a closed pipe raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _out_of_memory(detail: str) -> None:
@@ -87,6 +95,7 @@ def run() -> None:
         main()
     except SystemExit as done:
         if done.code != EXIT_INTERRUPTED:
+            _flush_stdout()
             raise
         # CPython remembers a KeyboardInterrupt that passed through code run from C (the PyRun_* calls
         # libraries make) even once specc has handled it, and would end the process by SIGINT (-2) rather
@@ -94,3 +103,11 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)
+
+
+def _flush_stdout() -> None:
+    """Flush what is buffered; a reader that has gone (`| head -1`) is not a failure, so the exit code stands."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()

@@ -58,11 +58,10 @@ def export(spec: str, weights: str | None, output: str | None, opset: int):
 )
 def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resize: bool, as_json: bool, provider: str):
     """Classify IMAGES (PNG, JPEG) or the samples in --npz with MODEL, an ONNX file from `specc export`."""
-    from ..errors import UsageError
     from ..runners.predict import Predictor
 
-    if not images and not npz:
-        raise UsageError("nothing to classify", hint="name image files, or an .npz file with --npz")
+    if not images and not npz:  # a command line without its arguments: click's usage error, exit 2
+        raise click.UsageError("nothing to classify: name image files, or an .npz file with --npz")
     predictor = Predictor(model, provider)
     predictions = predictor.predict(list(images), top, resize) if images else []
     if npz:

@@ -15,10 +15,20 @@ def _load(path: str):
 
 
 def _console():
-    """Rich's console; piped output is not cut to 80 columns, so `specc check > file` keeps every figure."""
+    """Rich's console: the terminal's width (or $COLUMNS); piped output is 200 wide, unless $COLUMNS says otherwise."""
+    import os
+
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1; the CLI's entry point makes a closed pipe exit 0
+            self.quiet = True
+            raise BrokenPipeError
+
+    columns = os.environ.get("COLUMNS", "")
+    if sys.stdout.isatty() or columns.isdigit():
+        return _Console()  # rich reads $COLUMNS itself
+    return _Console(width=200)
 
 
 def _print_warnings(report, net) -> None:
@@ -44,8 +54,9 @@ def check(spec: str, as_json: bool, depth: int | None, strict: bool):
         click.echo(json.dumps(views.to_json(report), indent=2))
         return
     console = _console()
-    console.print(views.table(report, depth))
-    console.print(views.totals(report), highlight=False)
+    # soft_wrap: lines that are still too wide run on rather than being cut or wrapped mid-figure
+    console.print(views.table(report, depth, console.width), soft_wrap=True)
+    console.print(views.totals(report), highlight=False, markup=False, soft_wrap=True)
 
 
 @click.command(name="compile")
@@ -69,9 +80,5 @@ def compile_(spec: str, output: str | None, show: bool, class_name: str | None):
 
         Path(output).write_text(source)
         click.echo(f"wrote {output}", err=True)
-    if (show or not output) and sys.stdout.isatty():
-        from rich.syntax import Syntax
-
-        _console().print(Syntax(source, "python", line_numbers=False))
-    elif show or not output:
+    if show or not output:  # raw, never through rich: a terminal's wrapping would cut lines of code mid-word
         click.echo(source, nl=False)

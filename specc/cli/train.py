@@ -117,9 +117,9 @@ def _args_without_nproc(ctx: click.Context) -> list[str]:
 
 
 def _console():
-    from rich.console import Console
+    from .spec import _console as console
 
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    return console()
 
 
 # --- what a run shows -------------------------------------------------------------
