@@ -134,7 +134,8 @@ def test_auc_and_binary_cross_entropy():
     said = [int(s > 0) for s in logits]
     assert result.metrics["acc"] == pytest.approx(sum(s == t for s, t in zip(said, truth, strict=True)) / 8)
     assert result.confusion == [[sum(1 for s, t in zip(said, truth, strict=True) if t == a and s == b) for b in (0, 1)] for a in (0, 1)]
-    bce = [-(t * math.log(1 / (1 + math.exp(-s))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-s)))) for s, t in zip(logits, truth, strict=True)]
+    probability = [1 / (1 + math.exp(-s)) for s in logits]
+    bce = [-(t * math.log(p) + (1 - t) * math.log(1 - p)) for p, t in zip(probability, truth, strict=True)]
     assert result.loss == pytest.approx(sum(bce) / 8, rel=1e-6)
 
 
