@@ -162,8 +162,8 @@ def _header(info: dict) -> list[str]:
         f"data: {info['data']}: {samples['train']:,} train, {samples['val']:,} validation, {samples['test']:,} test",
         f"{recipe}, {regularisation}; {_plural(config.epochs, 'epoch')} of {_plural(info['steps'], 'batch', 'batches')} of {info['batch']}",
         f"loss: {info['task'].describe()}",
-        "  (the train loss is averaged while the weights change, with dropout, augmentation and label smoothing on,",
-        "   so it often sits above the validation loss, which is measured on the epoch's final weights without them)",
+        "  (train loss: averaged as the weights change, with dropout, augmentation and label",
+        "  smoothing on, so it often sits above the validation loss of the epoch's final weights)",
         f"run directory: {info['run_dir']}",
     ]
     if info["first_epoch"] > config.epochs:
@@ -296,11 +296,21 @@ class RichReporter(PlainReporter):
             MofNCompleteColumn(),
             TextColumn("{task.fields[shown]}"),
             TimeRemainingColumn(),
-            console=self.console,
+            console=self._bar_console(),
             transient=True,
         )
         self.task = self.bar.add_task("train", total=images, shown="")
         self.bar.start()
+
+    def _bar_console(self):
+        """The bar's own console, three columns short of the terminal.
+
+        The terminal echoes Ctrl-C as `^C` after the bar; on a bar that fills the line the echo wraps,
+        and the bar is then one line further up than rich clears when it stops, so it stayed on screen.
+        """
+        from rich.console import Console
+
+        return Console(file=self.console.file, width=max(self.console.width - 3, 20))
 
     def progress(self, images: int, loss: float, images_per_s: float) -> None:
         now = time.monotonic()

@@ -21,7 +21,7 @@ Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
   config.json              the resolved configuration, data, normalisation, device, versions
   metrics.jsonl            one JSON object per epoch
   last.safetensors         weights after the last completed epoch
-  best.safetensors         weights of the epoch with the best validation accuracy
+  best.safetensors         weights of the epoch with the best validation metric (accuracy, AUC, F1, MAE or IoU)
   last.state.safetensors   everything else --resume needs: weights, optimiser, schedule, RNGs, history
   curves.png               loss and accuracy per epoch
   test.json                the final test evaluation of best.safetensors
