@@ -82,7 +82,39 @@ def test_an_unknown_train_setting_and_a_bad_value(tmp_path):
 def test_a_network_whose_outputs_do_not_match_the_classes(tmp_path):
     spec = write_spec(tmp_path, TINY.replace("fc 3", "fc 5"))
     result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
-    assert_clean_failure(result, 1, "the network outputs 5 scores but the data has 3 classes", "make the last layer `fc 3`")
+    assert_clean_failure(result, 2, "the network outputs 5 scores but the data has 3 classes", "make the last layer `fc 3`")
+
+
+def test_a_loss_that_does_not_fit_the_data_is_refused_before_training(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("input 1x8x8\n", "input 1x8x8\ntrain { loss=mse }\n"))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")), "--out", str(tmp_path / "run"))
+    assert_clean_failure(result, 2, "mean squared error needs float targets", "use loss=cross_entropy for classes")
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "data"), "--loss", "bce")
+    assert_clean_failure(result, 2, "the spec ends in softmax", "end the spec in sigmoid")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_an_unknown_loss_is_named_with_the_choices(tmp_path):
+    spec = write_spec(tmp_path, TINY.replace("input 1x8x8\n", "input 1x8x8\ntrain { loss=crossentropy }\n"))
+    result = invoke("train", str(spec), "--data", str(make_npz(tmp_path / "data")))
+    assert_clean_failure(result, 2, "tiny.cnn:3:14: error: train setting loss: unknown loss 'crossentropy'", "cross_entropy")
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "data"), "--loss", "hinge")
+    assert_clean_failure(result, 1, "--loss hinge: unknown loss 'hinge'", "choose from auto, cross_entropy, bce, mse")
+
+
+@pytest.mark.parametrize(
+    ("y", "fragment"),
+    [
+        (np.full(24, np.nan, dtype=np.float32), "y holds NaN or infinite targets"),
+        (np.zeros(23, dtype=np.int64), "y must hold the targets of the 24 samples"),
+        (np.array(["a"] * 24), "y must hold the targets of the 24 samples"),
+    ],
+)
+def test_npz_targets_that_cannot_be_trained_on(tmp_path, y, fragment):
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "train.npz", x=np.zeros((24, 8, 8), np.uint8), y=y)
+    result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "data"))
+    assert_clean_failure(result, 2, fragment)
 
 
 def test_neither_spec_nor_resume():

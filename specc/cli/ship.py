@@ -16,7 +16,9 @@ from .spec import _console, _load
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--weights", type=click.Path(dir_okay=False), help="Trained weights (a .safetensors file from `specc train`).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The ONNX file to write [default: SPEC's name with .onnx].")
+@click.option(
+    "-o", "--output", "--out", "output", type=click.Path(dir_okay=False), help="The ONNX file to write [default: SPEC's name with .onnx]."
+)
 @click.option("--opset", type=click.IntRange(min=1), default=18, show_default=True, help="ONNX operator set version.")
 def export(spec: str, weights: str | None, output: str | None, opset: int):
     """Write SPEC as one ONNX file, weights inside, checked against torch with onnxruntime."""
@@ -79,14 +81,24 @@ def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resi
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Batch for per-layer timings and throughput.")
+@click.option(
+    "--batch-size",
+    "--batch",
+    "batch",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Batch for per-layer timings and throughput.",
+)
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed iterations, after a warm-up.")
-def bench(spec: str, batch: int, iters: int):
+@click.option("-q", "--quiet", is_flag=True, help="Only the tables: no note while measuring.")
+def bench(spec: str, batch: int, iters: int, quiet: bool):
     """Time SPEC on this CPU: per-layer forward and backward, then torch eager against onnxruntime."""
     from ..runners.bench import measure, tables
 
     net = _load(spec)
-    click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations)...", err=True)
+    if not quiet:
+        click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations)...", err=True)
     console = _console()
     for table in tables(measure(net, batch, iters)):
         console.print(table)

@@ -61,7 +61,7 @@ def check(spec: str, as_json: bool, depth: int | None, strict: bool):
 
 @click.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the Python file here.")
+@click.option("-o", "--output", "--out", "output", type=click.Path(dir_okay=False), help="Write the Python file here.")
 @click.option("--print", "show", is_flag=True, help="Show the generated source on the terminal.")
 @click.option("--class-name", default=None, help="Name of the generated nn.Module class.")
 def compile_(spec: str, output: str | None, show: bool, class_name: str | None):

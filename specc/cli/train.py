@@ -15,37 +15,62 @@ import time
 import click
 
 from ..errors import SpeccError, UsageError
-from ..runners.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ..runners.config import AUGMENTATIONS, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 
 
 def _choices(values) -> str:
     return ", ".join(values)
 
 
+def _completes(values):
+    """Shell completion of a choice flag; the value itself is checked by the configuration, which suggests a spelling."""
+    return lambda ctx, param, incomplete: [v for v in values if v.startswith(incomplete)]
+
+
+def _completes_list(values):
+    """Completion of a comma list such as --augment flip,crop: the last word completes."""
+
+    def complete(ctx, param, incomplete):
+        done, _, last = incomplete.rpartition(",")
+        return [f"{done},{v}" if done else v for v in (*values, "none") if v.startswith(last)]
+
+    return complete
+
+
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--epochs", type=int, help="Passes over the training data.")
-@click.option("--batch-size", type=int, help="Samples per step (per process when distributed).")
-@click.option("--optimizer", help=f"One of {_choices(OPTIMIZERS)}.")
+@click.option("--batch-size", "--batch", "batch_size", type=int, help="Samples per step (per process when distributed).")
+@click.option("--optimizer", shell_complete=_completes(OPTIMIZERS), help=f"One of {_choices(OPTIMIZERS)}.")
 @click.option("--lr", type=float, help="Learning rate (the peak for onecycle); default: the optimiser's usual one.")
 @click.option("--momentum", type=float, help="Momentum of the momentum and nesterov optimisers (0.9).")
 @click.option("--weight-decay", type=float, help="Weight decay of conv and fc weights (biases and norms get none).")
-@click.option("--schedule", help=f"Learning-rate schedule: {_choices(SCHEDULES)}.")
+@click.option("--schedule", shell_complete=_completes(SCHEDULES), help=f"Learning-rate schedule: {_choices(SCHEDULES)}.")
+@click.option(
+    "--loss",
+    shell_complete=_completes(LOSSES),
+    help=f"One of {_choices(LOSSES)} (auto: from the spec's last layer and the data's targets).",
+)
 @click.option("--label-smoothing", type=float, help="Label smoothing of the training loss, e.g. 0.1.")
-@click.option("--augment", help=f"Comma list of {_choices(AUGMENTATIONS)}, or none.")
+@click.option("--augment", shell_complete=_completes_list(AUGMENTATIONS), help=f"Comma list of {_choices(AUGMENTATIONS)}, or none.")
 @click.option("--seed", type=int, help="Seed of initialisation, shuffling, validation split and augmentation.")
 @click.option("--val-fraction", type=float, help="Fraction of the training data held out for validation (0.1).")
 @click.option("--data", help="Data: IDX folder, image folders or .npz; default $SPECC_DATA, then the installed Fashion-MNIST.")
 @click.option("--limit", type=int, help="Use only the first N training samples (quick runs).")
-@click.option("--device", help=f"One of {_choices(DEVICES)} (auto: the GPU where there is one).")
-@click.option("--precision", help=f"One of {_choices(PRECISIONS)} (auto: bf16 or fp16 on GPUs, bf16 on CPUs that compute it natively).")
+@click.option("--device", shell_complete=_completes(DEVICES), help=f"One of {_choices(DEVICES)} (auto: the GPU where there is one).")
+@click.option(
+    "--precision",
+    shell_complete=_completes(PRECISIONS),
+    help=f"One of {_choices(PRECISIONS)} (auto: bf16 or fp16 on GPUs, bf16 on CPUs that compute it natively).",
+)
 @click.option("--compile", "compile_", is_flag=True, default=None, help="Compile the model with torch.compile.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<network>-<time>).")
+@click.option("-o", "--out", "--output", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<network>-<time>).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory from its last completed epoch.")
 @click.option("--init-from", type=click.Path(dir_okay=False), help="Start from these weights (matched by name and shape).")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train in N processes on this machine (launches torchrun).")
+@click.option("-q", "--quiet", is_flag=True, help="No header, progress or epoch lines: only the test result and the run directory.")
 @click.pass_context
-def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
+def train(ctx, spec, resume, out, init_from, nproc, compile_, quiet, **flags):
     """Train SPEC on real data and evaluate it on the test split.
 
     Settings come from the spec's `train { ... }` section; flags override it.
@@ -63,7 +88,7 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
     from ..runners.train import train as run_training
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run as Ctrl-C does: with a message saying how to resume
-    reporter = RichReporter() if sys.stdout.isatty() else PlainReporter()
+    reporter = QuietReporter() if quiet else RichReporter() if sys.stdout.isatty() else PlainReporter()
     try:
         run_training(spec, flags | {"compile": compile_}, out=out, resume=resume, init_from=init_from, reporter=reporter)
     except SpeccError as err:
@@ -80,20 +105,21 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
     "--weights", required=True, type=click.Path(dir_okay=False), help="A weights file of a run, e.g. runs/<dir>/best.safetensors."
 )
 @click.option("--data", help="Data with a test split; default $SPECC_DATA, then the installed Fashion-MNIST.")
-@click.option("--device", default="auto", help=f"One of {_choices(DEVICES)}.")
-def evaluate(spec, weights, data, device):
-    """Test accuracy, loss and confusion matrix of SPEC with WEIGHTS."""
+@click.option("--device", default="auto", shell_complete=_completes(DEVICES), help=f"One of {_choices(DEVICES)}.")
+@click.option("--loss", shell_complete=_completes(LOSSES), help=f"One of {_choices(LOSSES)}; default: the spec's train setting, else auto.")
+def evaluate(spec, weights, data, device, loss):
+    """Test loss and metrics (accuracy and confusion matrix for classes) of SPEC with WEIGHTS."""
     from ..runners.evaluate import evaluate_weights
 
-    if device not in DEVICES:
-        raise UsageError(f"--device {device}: unknown device", hint=f"choose from {_choices(DEVICES)}")
-    result, classes = evaluate_weights(spec, weights, data, device)
+    for flag, value, choices in (("device", device, DEVICES), ("loss", loss, LOSSES)):
+        if value is not None and value not in choices:
+            raise UsageError(f"--{flag} {value}: unknown {flag}", hint=f"choose from {_choices(choices)}")
+    result, classes = evaluate_weights(spec, weights, data, device, loss)
+    task = result.task
     console = _console()
-    console.print(
-        f"test accuracy {result.accuracy:.4f} ({round(result.accuracy * result.count)}/{result.count}), loss {result.loss:.4f}",
-        highlight=False,
-    )
-    console.print(confusion_table(result.confusion, classes))
+    console.print(f"test {test_summary(result, task)}", highlight=False, markup=False)
+    if result.confusion is not None and len(classes) <= 20:
+        console.print(confusion_table(result.confusion, classes))
 
 
 def _interrupt(signum, frame):
@@ -135,6 +161,9 @@ def _header(info: dict) -> list[str]:
         f"training {info['network']} ({params}) on {info['device']}, {info['precision']}{processes}",
         f"data: {info['data']}: {samples['train']:,} train, {samples['val']:,} validation, {samples['test']:,} test",
         f"{recipe}, {regularisation}; {_plural(config.epochs, 'epoch')} of {_plural(info['steps'], 'batch', 'batches')} of {info['batch']}",
+        f"loss: {info['task'].describe()}",
+        "  (train loss: averaged as the weights change, with dropout, augmentation and label",
+        "  smoothing on, so it often sits above the validation loss of the epoch's final weights)",
         f"run directory: {info['run_dir']}",
     ]
     if info["first_epoch"] > config.epochs:
@@ -148,12 +177,32 @@ def _plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
-def epoch_line(row: dict, epochs: int) -> str:
-    val = f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if row["val_acc"] is not None else "no validation split"
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def epoch_line(row: dict, epochs: int, metric: str = "acc") -> str:
+    """One epoch: loss and the task's metric (acc, auc, f1, mae, iou) on both splits, then the pace."""
+    train = f"train loss {row['train_loss']:.4f} {metric} {_figure(row.get(f'train_{metric}'))}"
+    val = "no validation split"
+    if row["val_loss"] is not None:
+        val = f"val loss {row['val_loss']:.4f} {metric} {_figure(row.get(f'val_{metric}'))}"
     return (
-        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  {val}  "
+        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  {train}  {val}  "
         f"lr {row['lr']:.3g}  {row['seconds']:.1f} s  {row['images_per_s']:,.0f} img/s"
     )
+
+
+def test_summary(result, task) -> str:
+    """The test figures in words: `accuracy 0.9312 (9312/10000), loss 0.2011`, or AUC, F1, MAE, mean IoU first."""
+    from ..runners.losses import METRIC_LABELS
+
+    if task.kind == "classes":
+        accuracy = result.metrics["acc"]
+        return f"accuracy {accuracy:.4f} ({round(accuracy * result.count)}/{result.count}), loss {result.loss:.4f}"
+    labels = METRIC_LABELS | {"acc": "pixel accuracy" if task.kind == "pixels" else "accuracy at 0.5"}
+    figures = ", ".join(f"{labels[key]} {_figure(value)}" for key, value in result.metrics.items())
+    return f"{figures}, {task.loss_label()} {result.loss:.4f}"
 
 
 def confusion_table(confusion: list[list[int]], classes: list[str]):
@@ -183,9 +232,11 @@ class PlainReporter:
     def __init__(self):
         self.console = _console()
         self.epochs = 0
+        self.metric, self.task = "acc", None
 
     def start(self, info: dict) -> None:
         self.epochs = info["config"].epochs
+        self.task, self.metric = info["task"], info["task"].metric
         for line in _header(info):
             self.console.print(line, highlight=False, markup=False)
 
@@ -199,18 +250,33 @@ class PlainReporter:
     def close(self) -> None: ...
 
     def epoch_end(self, row: dict) -> None:
-        self.console.print(epoch_line(row, self.epochs), highlight=False)
+        self.console.print(epoch_line(row, self.epochs, self.metric), highlight=False)
 
-    def finish(self, result) -> None:
+    def finish(self, result, table: bool = True) -> None:
         if result.test is not None:
             test = result.test
             self.console.print(
-                f"test accuracy {test.accuracy:.4f}, loss {test.loss:.4f} ({test.count:,} images, weights of epoch {result.best_epoch})",
+                f"test {test_summary(test, self.task)} ({test.count:,} samples, weights of epoch {result.best_epoch})",
                 highlight=False,
+                markup=False,
             )
-            if len(result.classes) <= 20:
+            if table and test.confusion is not None and len(result.classes) <= 20:
                 self.console.print(confusion_table(test.confusion, result.classes))
-        self.console.print(f"run directory: {result.run_dir}", highlight=False)
+        self.console.print(f"run directory: {result.run_dir}", highlight=False, markup=False)
+
+
+class QuietReporter(PlainReporter):
+    """--quiet: the test result and the run directory, nothing while training."""
+
+    def start(self, info: dict) -> None:
+        self.task, self.metric = info["task"], info["task"].metric
+
+    def note(self, text: str) -> None: ...
+
+    def epoch_end(self, row: dict) -> None: ...
+
+    def finish(self, result, table: bool = False) -> None:
+        super().finish(result, table=False)
 
 
 class RichReporter(PlainReporter):
@@ -230,11 +296,21 @@ class RichReporter(PlainReporter):
             MofNCompleteColumn(),
             TextColumn("{task.fields[shown]}"),
             TimeRemainingColumn(),
-            console=self.console,
+            console=self._bar_console(),
             transient=True,
         )
         self.task = self.bar.add_task("train", total=images, shown="")
         self.bar.start()
+
+    def _bar_console(self):
+        """The bar's own console, three columns short of the terminal.
+
+        The terminal echoes Ctrl-C as `^C` after the bar; on a bar that fills the line the echo wraps,
+        and the bar is then one line further up than rich clears when it stops, so it stayed on screen.
+        """
+        from rich.console import Console
+
+        return Console(file=self.console.file, width=max(self.console.width - 3, 20))
 
     def progress(self, images: int, loss: float, images_per_s: float) -> None:
         now = time.monotonic()

@@ -21,12 +21,15 @@ Schedule = Literal["constant", "step", "cosine", "onecycle"]
 Augmentation = Literal["flip", "crop", "translate"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
+# auto: from the spec's end and the data's targets (runners/losses.py); the others insist, and are refused where they do not fit
+Loss = Literal["auto", "cross_entropy", "bce", "mse"]
 
 OPTIMIZERS: tuple[str, ...] = Optimizer.__args__
 SCHEDULES: tuple[str, ...] = Schedule.__args__
 AUGMENTATIONS: tuple[str, ...] = Augmentation.__args__
 DEVICES: tuple[str, ...] = Device.__args__
 PRECISIONS: tuple[str, ...] = Precision.__args__
+LOSSES: tuple[str, ...] = Loss.__args__
 
 # The learning rate each optimiser is usually started with, when neither spec nor flag gives one.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
@@ -45,6 +48,7 @@ class TrainConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float | None = Field(None, ge=0)
     schedule: Schedule = "constant"
+    loss: Loss = "auto"
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: list[Augmentation] = []
     seed: int = Field(0, ge=0, lt=2**63)  # torch's generators take a signed 64-bit seed
@@ -84,6 +88,7 @@ SPEC_KEYS = (
     "momentum",
     "weight_decay",
     "schedule",
+    "loss",
     "label_smoothing",
     "augment",
     "seed",
@@ -139,9 +144,14 @@ def from_saved(saved: dict, flags: dict[str, Any]) -> TrainConfig:
 def _setting_error(field: str, value: Any, message: str, source: Source | None) -> SpeccError:
     """The error for a bad value: at the spec setting when `source` is given, else of the flag."""
     hint = None
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "device": DEVICES, "precision": PRECISIONS}.get(
-        field
-    )
+    choices = {
+        "optimizer": OPTIMIZERS,
+        "schedule": SCHEDULES,
+        "loss": LOSSES,
+        "augment": AUGMENTATIONS,
+        "device": DEVICES,
+        "precision": PRECISIONS,
+    }.get(field)
     if choices:
         words = TrainConfig._split_commas(value) if isinstance(value, str) else value if isinstance(value, list) else [value]
         unknown = next((str(w) for w in words if w not in choices), str(value))

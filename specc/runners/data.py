@@ -44,7 +44,7 @@ LAYOUTS_HINT = (
 @dataclass
 class Dataset:
     x: torch.Tensor  # float32, N x C x H x W (or N x C x L); images scaled to [0, 1]
-    y: torch.Tensor  # int64 labels, N
+    y: torch.Tensor  # int64 labels (N, or N x H x W masks), or float32 targets (N or N x K)
     classes: list[str]  # class names, index = label
     source: str  # where the samples came from, for people to read
 
@@ -329,11 +329,27 @@ def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | Non
     """Arrays x and y, and optionally classes; `classes` (the training classes) applies to a test file."""
     x, y, names = _load_npz(path)
     samples = _npz_samples(path, x, input_shape)
-    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
-        raise InputFileError(f"{path}: y must be {len(x)} integer labels, one per sample, not {y.dtype} {y.shape}")
+    _check_targets(path, y, len(samples))
+    if y.dtype.kind == "f":  # values to regress, or probabilities: the names, if any, name the outputs
+        per_sample = int(np.prod(y.shape[1:]))
+        names = names if names is not None else classes if classes is not None else [str(i) for i in range(per_sample)]
+        return Dataset(samples, torch.from_numpy(y.astype(np.float32)), names, f"arrays in {path}")
+    y = y.astype(np.uint8) if y.dtype.kind == "b" else y
     classes = _npz_classes(path, y, names, classes)
     _check_labels(y, classes, str(path))  # before the cast to int64, which would turn a uint64 label past 2**63 negative
     return Dataset(samples, torch.from_numpy(y.astype(np.int64)), classes, f"arrays in {path}")
+
+
+def _check_targets(path: Path, y: np.ndarray, samples: int) -> None:
+    """y is N class labels, N×K labels or values, or N×H×W masks: integers, booleans or finite floats, one entry per sample."""
+    shapes = "N integer labels, N×K floats or 0/1 labels, or N×H×W integer masks"
+    if y.dtype.kind not in "iubf" or y.ndim == 0 or len(y) != samples:
+        raise InputFileError(
+            f"{path}: y must hold the targets of the {samples} samples ({shapes}), not {y.dtype} {_dims(y.shape) or 'scalar'}",
+            hint="save it with np.savez(path, x=samples, y=targets)",
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise InputFileError(f"{path}: y holds NaN or infinite targets", hint="drop those samples or fill in their targets")
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:

@@ -1,8 +1,8 @@
-"""Loss, accuracy and confusion matrix of a network on labelled data; `specc eval`.
+"""The loss and metrics of a network on labelled data (`specc eval`), and the checks before training.
 
-The network is evaluated on its logits: a spec that ends in `softmax` has
-that layer replaced by an identity (see `logits_model`), so the loss is the
-cross-entropy a framework reports, not a softmax fed to another softmax.
+The network is evaluated on its logits: a final `softmax` or `sigmoid` that the
+loss folds in is replaced by an identity (see `losses.logits_model`), so the
+loss is the one a framework reports, not a softmax fed to another softmax.
 """
 
 from __future__ import annotations
@@ -10,51 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reader knows)
 
 from ..errors import InputFileError, UsageError
-from ..ir import Group, Layer, Network
+from ..ir import Network
 from . import checkpoint, data
+from .losses import Evaluation, Task, choose, logits_model
+
+__all__ = ["Evaluation", "Normalise", "check_train_batch", "evaluate", "evaluate_weights", "logits_model", "summarise"]
 
 EVAL_BATCH = 512  # no gradients are kept, so batches can be larger than in training
-
-
-@dataclass
-class Evaluation:
-    loss: float  # mean cross-entropy
-    accuracy: float
-    confusion: list[list[int]]  # confusion[true][predicted]
-    count: int
-
-
-def logits_model(network: Network, model: nn.Module) -> nn.Module:
-    """`model` with a final softmax layer replaced by nn.Identity; it has no parameters, so weights are unchanged."""
-    node = network.body[-1] if network.body else None
-    while isinstance(node, Group) and node.kind in ("block", "repeat", "seq") and node.children:
-        node = node.children[-1]
-    if isinstance(node, Layer) and node.kind.name == "softmax":
-        model.set_submodule(node.name, nn.Identity())
-    return model
-
-
-def check_classifier(network: Network, classes: list[str]) -> None:
-    """Training and evaluation need one score per class out of the network."""
-    out = tuple(network.output_shape or ())
-    if len(out) != 1:
-        raise UsageError(
-            f"the network's output is {'x'.join(map(str, out))}, but a classifier's must be one score per class",
-            hint="end the spec with `flatten` and `fc <number of classes>`",
-        )
-    if out[0] != len(classes):
-        raise UsageError(
-            f"the network outputs {out[0]} scores but the data has {len(classes)} classes ({', '.join(classes[:12])})",
-            hint=f"make the last layer `fc {len(classes)}`",
-        )
 
 
 def check_train_batch(network: Network, batch: int, flag: str) -> None:
@@ -92,62 +60,62 @@ def evaluate(
     x: torch.Tensor,
     y: torch.Tensor,
     normalise: Normalise,
-    classes: int,
+    task: Task,
     precision=contextlib.nullcontext,
     channels_last: bool = False,
     shard: tuple[int, int] = (0, 1),
 ) -> torch.Tensor:
-    """Sums over the samples `shard = (rank, world_size)` owns: [loss, correct, count, confusion...].
+    """The task's sums (`Task.sums`) over the samples `shard = (rank, world_size)` owns.
 
     Sums rather than means, so that the shards of several processes add up
     (see `summarise`); `precision` and `channels_last` are as in training.
     """
     model.eval()
     rank, world = shard
-    sums = torch.zeros(3 + classes * classes, dtype=torch.float64, device=x.device)
+    sums = torch.zeros(task.width, dtype=torch.float64, device=x.device)
     for start in range(rank * EVAL_BATCH, len(x), world * EVAL_BATCH):
         xb, yb = normalise(x[start : start + EVAL_BATCH]), y[start : start + EVAL_BATCH]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with precision():
-            logits = model(xb).float()
-        predicted = logits.argmax(1)
-        sums[0] += F.cross_entropy(logits, yb, reduction="sum")
-        sums[1] += (predicted == yb).sum()
-        sums[2] += len(yb)
-        sums[3:] += torch.bincount(yb * classes + predicted, minlength=classes * classes)
+            out = model(xb).float()
+        sums += task.sums(out, yb)
     return sums
 
 
-def summarise(sums: torch.Tensor, classes: int) -> Evaluation:
-    loss, correct, count = sums[:3].tolist()
-    confusion = sums[3:].view(classes, classes).long().tolist()
-    return Evaluation(loss / max(count, 1), correct / max(count, 1), confusion, int(count))
+def summarise(sums: torch.Tensor, task: Task) -> Evaluation:
+    return task.summarise(sums)
 
 
 def evaluate_weights(
-    spec: str | Path, weights: str | Path, data_dir: str | None = None, device: str = "auto"
+    spec: str | Path, weights: str | Path, data_dir: str | None = None, device: str = "auto", loss: str | None = None
 ) -> tuple[Evaluation, list[str]]:
-    """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names."""
+    """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names.
+
+    `loss` is as in training (auto, cross_entropy, bce, mse); None takes the spec's train setting, else auto.
+    """
     from ..api import load
+    from .config import resolve
     from .distributed import pick_device
 
     net = load(spec)
     net.check()
+    if loss is None:
+        loss = resolve(net.network.train, {}, net.source).loss
     tensors, meta = checkpoint.load(Path(weights))
     splits = data.load_splits(data_dir, net.input_shape, val_fraction=0)
     if splits.test is None:
         raise InputFileError(f"the data ({splits.train.source}) has no test split to evaluate on", hint=data.LAYOUTS_HINT)
-    classes = splits.test.classes
-    check_classifier(net.network, classes)
+    task = choose(net.network, loss, splits.test.y, splits.test.classes)
     mean, std = _normalisation(meta, splits.train.x)
-    model = logits_model(net.network, net.to_torch())
+    model = logits_model(net.network, net.to_torch(), task)
     _load_weights(model, tensors, Path(weights))
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
-    sums = evaluate(model, test.x.to(chosen), test.y.to(chosen), Normalise(mean, std, chosen, test.x.dim() - 1), len(classes))
-    return summarise(sums, len(classes)), classes
+    y = task.targets(test.y).to(chosen)
+    sums = evaluate(model, test.x.to(chosen), y, Normalise(mean, std, chosen, test.x.dim() - 1), task)
+    return summarise(sums, task), task.classes
 
 
 def _normalisation(meta: dict[str, str], train_x: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -8,11 +8,13 @@ GPU, and on CPUs with native bf16 (AVX512-BF16, AMX), the step runs under
 autocast; `--compile` adds torch.compile (on the CPUs measured here it costs
 30 s to compile and then runs slower, so it is not the default).
 
-Loss. Cross-entropy on logits: a spec that ends in `softmax` has that layer
-replaced by an identity while training and evaluating (it has no
-parameters, so the saved weights are the spec's). The reported train loss is
-the training objective, label smoothing included; validation and test
-losses are plain cross-entropy.
+Loss. Chosen from how the spec ends and what the data's targets are, or by
+`loss=` (see losses.py): cross-entropy, binary cross-entropy, mean squared
+error, per-pixel cross-entropy; the metrics follow it. A final softmax or
+sigmoid is folded into the loss. The reported train loss is the training
+objective, label smoothing included, averaged while the weights change and
+with dropout and augmentation on; validation and test losses are the plain
+loss of the epoch's final weights, which is why they often sit lower.
 
 Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
   .specc-run               written first: marks the folder as specc's own (see check_out)
@@ -20,7 +22,7 @@ Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
   config.json              the resolved configuration, data, normalisation, device, versions
   metrics.jsonl            one JSON object per epoch
   last.safetensors         weights after the last completed epoch
-  best.safetensors         weights of the epoch with the best validation accuracy
+  best.safetensors         weights of the epoch with the best validation metric (accuracy, AUC, F1, MAE or IoU)
   last.state.safetensors   everything else --resume needs: weights, optimiser, schedule, RNGs, history
   curves.png               loss and accuracy per epoch
   test.json                the final test evaluation of best.safetensors
@@ -61,7 +63,8 @@ from ..outputs import refuse_replacing
 from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
 from .distributed import Session, pick_device, start
-from .evaluate import Evaluation, Normalise, check_classifier, check_train_batch, evaluate, logits_model, summarise
+from .evaluate import Normalise, check_train_batch, evaluate, summarise
+from .losses import METRIC_NAMES, Evaluation, Task, choose, logits_model
 from .plots import write_curves
 
 STATE_FILE = "last.state.safetensors"
@@ -281,15 +284,15 @@ class _Run:
     # ---- setup -----------------------------------------------------------------------
 
     def _load_data(self) -> None:
-        self.config, splits = _open_data(self.net, self.config)
+        self.config, splits, self.task = _open_data(self.net, self.config)
         config, shape = self.config, self.net.input_shape
-        self.classes, self.source = splits.train.classes, splits.train.source
+        self.classes, self.source = self.task.classes, splits.train.source
         self.mean, self.std = data.normalisation(splits.train.x)
         self.normalise = Normalise(self.mean, self.std, self.device, len(shape))
         self.counts = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test) if splits.test else 0}
         on_device = {"train": splits.train, "val": splits.val, "test": splits.test}
         self.x = {k: d.x.to(self.device) for k, d in on_device.items() if d is not None and len(d)}
-        self.y = {k: d.y.to(self.device) for k, d in on_device.items() if d is not None and len(d)}
+        self.y = {k: self.task.targets(d.y).to(self.device) for k, d in on_device.items() if d is not None and len(d)}
         per_process = len(splits.train) // self.session.world_size
         if per_process < 1:
             raise InputFileError(f"{len(splits.train)} training samples cannot be shared among {self.session.world_size} processes")
@@ -300,7 +303,7 @@ class _Run:
     def _build_model(self, init_from: str | Path | None) -> None:
         config, session = self.config, self.session
         torch.manual_seed(config.seed)  # the same initial weights in every process
-        self.module = logits_model(self.net.network, self.net.to_torch())
+        self.module = logits_model(self.net.network, self.net.to_torch(), self.task)
         self.init_report = load_matching(self.module, Path(init_from)) if init_from is not None else None
         self.dtype = _autocast_dtype(config.precision, self.device)
         # Channels-last convs are faster on GPUs and with oneDNN on CPUs (+18% fp32, +40% bf16 measured here).
@@ -326,29 +329,31 @@ class _Run:
     # ---- one epoch ---------------------------------------------------------------------
 
     def _epoch(self, epoch: int) -> None:
-        train_loss, train_acc, seconds = self._train_epoch(epoch)
+        train_loss, train, seconds = self._train_epoch(epoch)
         self._check_weights(epoch)
         self.session.sync_buffers(self.module)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": None, "val_acc": None}
+        metric = self.task.metric
+        row = {"epoch": epoch, "train_loss": train_loss, f"train_{metric}": train.metrics[metric], "val_loss": None, f"val_{metric}": None}
+        score = -train_loss
         if "val" in self.x:
             val = self._evaluate("val")
-            row.update(val_loss=val.loss, val_acc=val.accuracy)
+            row.update({"val_loss": val.loss, f"val_{metric}": val.metrics[metric]})
+            score = self.task.score(val)
         images = self.steps * self.batch * self.session.world_size
         row.update(lr=self.optimizer.param_groups[0]["lr"], seconds=round(seconds, 3), images_per_s=round(images / seconds, 1))
         self.history.append(row)
-        score = row["val_acc"] if row["val_acc"] is not None else -train_loss
         if score > self.best_acc:
             self.best_epoch, self.best_acc = epoch, score
         if self.session.is_main:
             self._save(epoch, improved=self.best_epoch == epoch)
         self.reporter.epoch_end(row)
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, float]:
+    def _train_epoch(self, epoch: int) -> tuple[float, Evaluation, float]:
         session, batch = self.session, self.batch
         order = epoch_order(self.counts["train"], self.shuffle, session.rank, session.world_size, self.steps * batch).to(self.device)
         x, y = self.x["train"], self.y["train"]
         losses = torch.zeros(self.steps, device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        sums = torch.zeros(self.task.width, device=self.device, dtype=torch.float64)
         # Reading the loss waits for the device; a GPU is let run ahead between checks.
         check_every = 1 if self.device.type == "cpu" else 25
         self.module.train()
@@ -356,31 +361,33 @@ class _Run:
         began, checked = time.perf_counter(), 0
         for step in range(self.steps):
             index = order[step * batch : (step + 1) * batch]
-            losses[step], hits = self._step(x[index], y[index])
-            correct += hits
+            losses[step], batch_sums = self._step(x[index], y[index])
+            sums += batch_sums
             if step + 1 - checked == check_every or step + 1 == self.steps:
                 self._check_finite(losses[checked : step + 1], epoch, checked)
                 checked = step + 1
                 done = checked * batch * session.world_size
                 self.reporter.progress(done, losses[:checked].mean().item(), done / (time.perf_counter() - began))
         seconds = time.perf_counter() - began
-        sums = session.all_reduce_sum(torch.stack([losses.sum(), correct.to(losses.dtype)]).double())
-        total = self.steps * batch * session.world_size
-        return sums[0].item() / (self.steps * session.world_size), sums[1].item() / total, seconds
+        sums = session.all_reduce_sum(sums)
+        loss = session.all_reduce_sum(losses.sum().double().reshape(1)).item()
+        return loss / (self.steps * session.world_size), self.task.summarise(sums), seconds
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xb = self.normalise(augment(xb, self.config.augment))
+        xb, yb = augment_pair(xb, yb, self.config.augment) if self.task.spatial else (augment(xb, self.config.augment), yb)
+        xb = self.normalise(xb)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with self._precision():
-            logits = self.model(xb)
-        loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.config.label_smoothing)
+            out = self.model(xb).float()
+        loss = self.task.objective(out, yb, self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return loss.detach(), (logits.argmax(1) == yb).sum()
+        with torch.no_grad():
+            return loss.detach(), self.task.sums(out.detach(), yb)
 
     def _check_finite(self, window: torch.Tensor, epoch: int, first_step: int) -> None:
         bad = (~torch.isfinite(window)).nonzero()
@@ -409,10 +416,8 @@ class _Run:
     def _evaluate(self, split: str) -> Evaluation:
         session = self.session
         shard = (session.rank, session.world_size)
-        sums = evaluate(
-            self.module, self.x[split], self.y[split], self.normalise, len(self.classes), self._precision, self.channels_last, shard
-        )
-        return summarise(session.all_reduce_sum(sums), len(self.classes))
+        sums = evaluate(self.module, self.x[split], self.y[split], self.normalise, self.task, self._precision, self.channels_last, shard)
+        return summarise(session.all_reduce_sum(sums), self.task)
 
     # ---- files ---------------------------------------------------------------------------
 
@@ -433,6 +438,7 @@ class _Run:
             "world_size": self.session.world_size,
             "steps_per_epoch": self.steps,
             "init_from": str(init_from) if init_from else None,
+            "task": {"kind": self.task.kind, "loss": self.task.loss, "metric": self.task.metric, "described": self.task.describe()},
             "specc_version": __version__,
             "torch_version": torch.__version__,
             "started": datetime.now().isoformat(timespec="seconds"),
@@ -465,7 +471,7 @@ class _Run:
         if improved:
             checkpoint.save_atomic(self.run_dir / "best.safetensors", weights, self._weights_metadata(epoch))
         _write_metrics(self.run_dir, self.history)
-        write_curves(self.history, self.run_dir / "curves.png", f"{self.net.name}: {self.run_dir.name}")
+        write_curves(self.history, self.run_dir / "curves.png", curves_title(self.net.name, self.run_dir), self.task)
 
     def _restore(self) -> int:
         """The state of the last completed epoch, read from the run directory; that epoch's number."""
@@ -506,15 +512,9 @@ class _Run:
             return None
         weights, _ = checkpoint.load(self.run_dir / "best.safetensors")
         self.module.load_state_dict(weights)
-        sums = evaluate(self.module, self.x["test"], self.y["test"], self.normalise, len(self.classes), self._precision, self.channels_last)
-        test = summarise(sums, len(self.classes))
-        record = {
-            "epoch": self.best_epoch,
-            "loss": test.loss,
-            "accuracy": test.accuracy,
-            "classes": self.classes,
-            "confusion": test.confusion,
-        }
+        sums = evaluate(self.module, self.x["test"], self.y["test"], self.normalise, self.task, self._precision, self.channels_last)
+        test = summarise(sums, self.task)
+        record = test_record(test, self.task, self.best_epoch)
         (self.run_dir / "test.json").write_text(json.dumps(record) + "\n")
         return test
 
@@ -535,18 +535,32 @@ class _Run:
             "first_epoch": first_epoch,
             "batch": self.batch,
             "steps": self.steps,
+            "task": self.task,
         }
 
 
-def _open_data(net: Net, config: TrainConfig) -> tuple[TrainConfig, data.Splits]:
+def _open_data(net: Net, config: TrainConfig) -> tuple[TrainConfig, data.Splits, Task]:
     """The data, split and checked against the network; the config naming the data by its full path."""
     folder = data.find_data_dir(config.data)
     # config.json names the data by its full path, so that --resume finds it from anywhere
     config = config.model_copy(update={"data": str(folder.resolve())})
     splits = data.load_splits(str(folder), net.input_shape, config.val_fraction, config.seed, config.limit)
-    check_classifier(net.network, splits.train.classes)
+    task = choose(net.network, config.loss, splits.train.y, splits.train.classes)
     _check_augmentation(config.augment, net.input_shape)
-    return config, splits
+    return config, splits, task
+
+
+def test_record(test: Evaluation, task: Task, epoch: int) -> dict[str, Any]:
+    """test.json: the loss, each metric by its full name (accuracy, auc, f1, mae, mean_iou), the classes and confusion."""
+    record: dict[str, Any] = {"epoch": epoch, "loss_function": task.loss, "task": task.kind, "loss": test.loss}
+    record |= {METRIC_NAMES[key]: value for key, value in test.metrics.items()}
+    record |= {"count": test.count, "classes": task.classes, "confusion": test.confusion}
+    return record
+
+
+def curves_title(network: str, run_dir: Path) -> str:
+    """The network, and the run where its folder says more than the network's name again."""
+    return network if run_dir.name == network else f"{network} ({run_dir.name})"
 
 
 def epoch_order(n: int, generator: torch.Generator, rank: int, world_size: int, count: int) -> torch.Tensor:
@@ -682,6 +696,14 @@ def augment(x: torch.Tensor, kinds: list[str]) -> torch.Tensor:
         if kind in kinds:
             x = shift(x, *[max(1, round(size * fraction)) if size > 1 else 0 for size in x.shape[2:]])
     return x
+
+
+def augment_pair(x: torch.Tensor, masks: torch.Tensor, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`augment` of images and their per-pixel class masks by the same flips and shifts; pixels shifted in are class 0."""
+    if not kinds:
+        return x, masks
+    moved = augment(torch.cat([x, masks.unsqueeze(1).to(x.dtype)], 1), kinds)
+    return moved[:, :-1], moved[:, -1].round().long()
 
 
 def shift(x: torch.Tensor, *max_shift: int) -> torch.Tensor:
