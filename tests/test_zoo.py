@@ -1,0 +1,123 @@
+"""torchvision's CNN zoo, written as specs, computes torchvision's function.
+
+For every model: `specc check --json` counts torchvision's parameters and torchinfo's MACs;
+torchvision's weights (random, with random batchnorm statistics and biases) loaded into the
+compiled module by position give torchvision's outputs in eval mode; the ONNX export does too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import specc
+from specc.cli import main
+
+from . import torchvision_models as tv
+
+ROOT = Path(__file__).resolve().parent.parent
+ONNX_QUICK = {"alexnet"}  # exporting and checking takes 30 s to minutes a model on two CPU cores: the rest are slow
+RELATIVE = 1e-4  # largest |specc - torchvision| over the largest |torchvision| output
+
+
+@dataclass(frozen=True)
+class Model:
+    spec: str  # under specs/
+    builder: str  # torchvision.models.<builder>
+    kwargs: dict = field(default_factory=dict)
+    slow: bool = False  # seconds of forward passes and export on two CPU cores
+    batch: int = 2
+
+
+ZOO = {
+    "alexnet": Model("torchvision/alexnet.cnn", "alexnet"),
+    "vgg16": Model("torchvision/vgg16.cnn", "vgg16", slow=True, batch=1),
+    "vgg16_bn": Model("torchvision/vgg16_bn.cnn", "vgg16_bn", slow=True, batch=1),
+    "densenet121": Model("torchvision/densenet121.cnn", "densenet121"),
+    "resnet18": Model("resnet18.cnn", "resnet18"),
+    "resnext50_32x4d": Model("torchvision/resnext50_32x4d.cnn", "resnext50_32x4d", batch=1),
+    "wide_resnet50_2": Model("torchvision/wide_resnet50_2.cnn", "wide_resnet50_2", slow=True, batch=1),
+    "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
+}
+
+
+def ratio(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got - want| over the largest |want|: NaN-safe (NaN fails any `<=`)."""
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+@dataclass
+class Pair:
+    name: str
+    model: Model
+    net: specc.Net
+    reference: torch.nn.Module  # torchvision's, randomised
+    compiled: torch.nn.Module  # specc's, with the reference's tensors loaded by position
+    batch: torch.Tensor
+
+
+def make_pair(name: str) -> Pair:
+    model = ZOO[name]
+    net = specc.load(ROOT / "specs" / model.spec)
+    batch = torch.randn(model.batch, *net.input_shape, generator=torch.Generator().manual_seed(1))
+    reference = tv.unit_scale(tv.randomise(tv.build(model.builder, **model.kwargs)), batch)
+    compiled = net.to_torch().eval()
+    theirs, ours = reference.state_dict(), compiled.state_dict()
+    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs.values()], "the tensors differ in order or shape"
+    compiled.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    return Pair(name, model, net, reference, compiled, batch)
+
+
+def params(slow: set[str]):
+    return [pytest.param(name, marks=[pytest.mark.slow] if name in slow else []) for name in ZOO]
+
+
+@pytest.fixture(scope="module", params=params({n for n, m in ZOO.items() if m.slow}))
+def pair(request) -> Pair:
+    """One model at a time (module scope groups the tests by model), so only one big pair is in memory."""
+    return make_pair(request.param)
+
+
+def test_spec_is_named_as_torchvision_names_it(pair: Pair):
+    assert pair.net.name == pair.model.builder == pair.name
+    assert len((ROOT / "specs" / pair.model.spec).read_text().splitlines()) < 60
+
+
+def test_parameters_equal_torchvisions(pair: Pair):
+    result = CliRunner().invoke(main, ["check", "--json", str(ROOT / "specs" / pair.model.spec)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["total_params"] == sum(p.numel() for p in pair.reference.parameters())
+
+
+def test_macs_equal_torchinfos(pair: Pair):
+    torchinfo = pytest.importorskip("torchinfo")
+    summary = torchinfo.summary(pair.reference, input_size=(1, *pair.net.input_shape), verbose=0)
+    assert pair.net.check().total_macs == summary.total_mult_adds
+
+
+def test_same_outputs_as_torchvision_with_its_weights(pair: Pair):
+    with torch.no_grad():
+        want, got = pair.reference(pair.batch), pair.compiled(pair.batch)
+    assert got.shape == want.shape
+    assert ratio(got.numpy(), want.numpy()) <= RELATIVE
+
+
+@pytest.mark.parametrize("name", params(set(ZOO) - ONNX_QUICK))
+def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
+    ort = pytest.importorskip("onnxruntime")
+    pair = make_pair(name)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: t.contiguous() for k, t in pair.compiled.state_dict().items()}, weights)
+    exported = specc.export(pair.net, tmp_path / "net.onnx", weights=weights)
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: pair.batch.numpy()})
+    with torch.no_grad():
+        want = pair.reference(pair.batch).numpy()
+    assert ratio(got, want) <= RELATIVE
