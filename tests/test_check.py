@@ -26,7 +26,7 @@ from specc.errors import SpeccError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+SPECS = sorted((ROOT / "specs").rglob("*.cnn"))
 FIGURES = tomllib.loads((FIXTURES / "spec_figures.toml").read_text(encoding="utf-8"))
 REGOLD = os.environ.get("SPECC_REGOLD") == "1"
 

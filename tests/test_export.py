@@ -21,7 +21,7 @@ from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, SpeccError
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+SPECS = sorted((ROOT / "specs").rglob("*.cnn"))
 HEAVY_MACS = 100_000_000  # the resnets: each export takes seconds, and their checks more
 
 TINY = """network tiny

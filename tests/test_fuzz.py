@@ -23,7 +23,7 @@ import specc
 from specc import report as views
 from specc.errors import SpeccError
 
-SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted((Path(__file__).parent.parent / "specs").glob("*.cnn"))}
+SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted((Path(__file__).parent.parent / "specs").rglob("*.cnn"))}
 TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|\S")
 WORDS = ["conv", "pool", "fc", "relu", "residual", "concat", "seq", "block", "input", "network", "init", "train", "freeze", "x2", "x0"]
 WORDS += ["K", "F", "S", "P", "same", "valid", "full", "global", "max", "avg", "shortcut", "project", "auto", "bias", "false", "groups"]

@@ -69,7 +69,7 @@ def make_pair(name: str) -> Pair:
     batch = torch.randn(model.batch, *net.input_shape, generator=torch.Generator().manual_seed(1))
     reference = tv.unit_scale(tv.randomise(tv.build(model.builder, **model.kwargs)), batch)
     compiled = net.to_torch().eval()
-    theirs, ours = reference.state_dict(), compiled.state_dict()
+    theirs, ours = tv.in_spec_order(reference.state_dict()), compiled.state_dict()
     assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs.values()], "the tensors differ in order or shape"
     compiled.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
     return Pair(name, model, net, reference, compiled, batch)

@@ -85,3 +85,21 @@ def unit_scale(model: torch.nn.Module, batch: torch.Tensor) -> torch.nn.Module:
         if last.bias is not None:
             last.bias.div_(largest)
     return model
+
+
+def in_spec_order(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's state dict in the order, and the shapes, a spec writes the same layers in.
+
+    Two torchvision modules list a tensor before the layers it follows in `forward`, because
+    `state_dict` lists a module's own parameters before its children's, and the children in the
+    order they were assigned:
+    - ConvNeXt's CNBlock owns `layer_scale` (applied after its `block`); its `block` applies two
+      nn.Linear to a channels-last tensor, which a spec writes as the 1x1 convs they equal;
+    - RegNet's ResBottleneckBlock assigns `proj` (the shortcut) before `f` (the body).
+    Every other model comes through unchanged.
+    """
+    keys = [k for k in state if not k.endswith(".layer_scale") and ".proj." not in k]
+    for key in [k for k in state if k.endswith(".layer_scale") or ".proj." in k]:
+        owner = key.removesuffix("layer_scale") + "block." if key.endswith(".layer_scale") else key.split(".proj.")[0] + "."
+        keys.insert(max(i for i, k in enumerate(keys) if k.startswith(owner)) + 1, key)
+    return {k: state[k][:, :, None, None] if ".block." in k and state[k].ndim == 2 else state[k] for k in keys}
