@@ -1,4 +1,4 @@
-"""Values and arguments: arithmetic on block parameters, and each argument checked against its field.
+"""Values and arguments: arithmetic, a block call's arguments bound, each layer argument checked against its field.
 
 The expander reads these as methods (`Arguments` is its base class), so that every error goes
 through its one `error`, with the notes of the block calls a value came through.
@@ -36,7 +36,7 @@ class Value:
 
 
 class Arguments:
-    """Evaluating values and converting arguments; mixed into the Expander, which provides `error` and `source`."""
+    """Values evaluated, block calls bound, layer arguments converted: the Expander's base, which provides `error`, `source`, `blocks`."""
 
     def evaluate(self, expr: ast.Expr, env: dict[str, Value], calls=()) -> Value:
         """A value: a number, a word, a string, or arithmetic on numbers and block parameters."""
@@ -245,6 +245,61 @@ class Arguments:
         self.error(message, value.span, hint, use.ctx.calls, notes)
         return _BAD
 
+    # ---- block calls ------------------------------------------------------------------------
+
+    def bind(self, block: ast.BlockDef, args: list[ast.Arg], ctx: Context, where: Span) -> dict[str, Value] | None:
+        """Block parameters bound to the call's arguments, as Python binds them; None after an error."""
+        name, params = block.name.text, {p.name.text: p for p in block.params}
+        env: dict[str, Value] = {}
+        ok = True
+        for i, arg in enumerate(args):
+            key = self._parameter_for(block, args, i, ctx)
+            if key is None:
+                ok = False
+                continue
+            if key in env:
+                hint = f"pass {key} once, by position or as {key}=…, not both"
+                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, hint, ctx.calls)
+                ok = False
+            env[key] = self.evaluate(arg.value, ctx.env, ctx.calls)
+        for key, param in params.items():
+            if key in env:
+                continue
+            if (name, key) in self.bad_defaults:
+                ok = False  # reported once, at the block's definition
+                continue
+            if param.default is not None:
+                env[key] = self.evaluate(param.default, env, ctx.calls)
+                continue
+            self.error(
+                f"'{name}' needs the argument '{key}'",
+                where,
+                f"call it as {name}({', '.join(_param_text(p) for p in block.params)})",
+                ctx.calls,
+                [(f"'{key}' is declared here, without a default", param.name.span)],
+            )
+            ok = False
+        return env if ok else None
+
+    def _parameter_for(self, block: ast.BlockDef, args: list[ast.Arg], i: int, ctx: Context) -> str | None:
+        """The parameter that the i-th argument of a call binds, or None after reporting why none."""
+        name, order, arg = block.name.text, [p.name.text for p in block.params], args[i]
+        if arg.key is not None:
+            if arg.key.text in order:
+                return arg.key.text
+            hint = did_you_mean(arg.key.text, order) or f"its parameters are: {', '.join(order) or 'none'}"
+            self.error(f"'{name}' has no parameter '{arg.key.text}'", arg.key.span, hint, ctx.calls)
+            return None
+        if any(a.key is not None for a in args[:i]):
+            self.error("a positional argument cannot follow a key=value argument", arg.span, "put positional arguments first", ctx.calls)
+            return None
+        if i >= len(order):
+            taken = f"{len(order)} argument{'s' * (len(order) != 1)}" + (f" ({', '.join(order)})" if order else "")
+            hint = f"call it as {name}({', '.join(_param_text(p) for p in block.params)})"
+            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, hint, ctx.calls)
+            return None
+        return order[i]
+
 
 @dataclass(frozen=True)
 class _Use:
@@ -309,3 +364,7 @@ def kind_example(word: str) -> str:
 def _short(v: int | float) -> str:
     text = repr(v) if isinstance(v, float) else str(v)  # as written: 2.0, not 2
     return text if len(text) < 24 else f"{text[:10]}…({len(text)} digits)"
+
+
+def _param_text(param: ast.Param) -> str:
+    return param.name.text if param.default is None else f"{param.name.text}=…"

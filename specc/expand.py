@@ -12,15 +12,14 @@ Naming (the names become module names, so a state dict reads like the spec):
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
 from .arguments import MAX_ERRORS, MAX_INT, Arguments, StopExpanding, Value, kind_example, value_text
 from .errors import Diagnostic, Source, Span, SpeccError
-from .ir import Group, Layer, Network, Node, module_name_problem
+from .ir import Group, Layer, Network, Node
 from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
+from .scopes import Context, Scope
 from .suggest import did_you_mean
 
 KEYWORDS = ("network", "input", "init", "train", "block")
@@ -38,61 +37,6 @@ MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
 # checker: no real network comes near them.
 MAX_NODES = 100_000
-
-
-class Scope:
-    """A namespace: hands out unique names, by counter per kind or by index."""
-
-    def __init__(self, path: tuple[str, ...], numbered: bool = False):
-        self.path, self.numbered = path, numbered
-        self.taken: dict[str, Span | None] = {}
-        self.counts: Counter[str] = Counter()
-        self.index = 0
-
-    def take(self, label: ast.Name | None, base: str, expander: Expander) -> str:
-        if label is not None:
-            problem = module_name_problem(label.text, top_level=not self.path)
-            if problem:
-                message, hint = problem
-                expander.error(message, label.span, hint)
-            elif label.text in self.taken:
-                first = self.taken[label.text]
-                if first is None:
-                    hint = f"an unnamed layer before it is called '{label.text}' automatically; choose another name"
-                    expander.error(f"the name '{label.text}' is already taken", label.span, hint)
-                else:
-                    note = [(f"'{label.text}' is first used here", first)]
-                    hint = "each layer or block in one place needs its own name"
-                    expander.error(f"the name '{label.text}' is used twice here", label.span, hint, first_notes=note)
-            self.taken[label.text] = label.span
-            return label.text
-        while True:
-            if self.numbered:
-                name, self.index = str(self.index), self.index + 1
-            else:
-                self.counts[base] += 1
-                name = f"{base}{self.counts[base]}"
-            if name not in self.taken:
-                self.taken[name] = None
-                return name
-
-
-@dataclass
-class Context:
-    scope: Scope
-    env: dict[str, Value] = field(default_factory=dict)
-    calls: list[tuple[str, Span]] = field(default_factory=list)  # notes: where each enclosing block was called
-    frozen: bool = False
-    blocks: tuple[str, ...] = ()  # the enclosing block calls, outermost first
-
-    def inside(self, scope: Scope | None = None, **changes) -> Context:
-        return Context(
-            scope or self.scope,
-            changes.get("env", self.env),
-            changes.get("calls", self.calls),
-            changes.get("frozen", self.frozen),
-            changes.get("blocks", self.blocks),
-        )
 
 
 class ExpansionError(SpeccError):
@@ -480,59 +424,6 @@ class Expander(Arguments):
             ctx.calls,
         )
 
-    def bind(self, block: ast.BlockDef, args: list[ast.Arg], ctx: Context, where: Span) -> dict[str, Value] | None:
-        """Block parameters bound to the call's arguments, as Python binds them; None after an error."""
-        name, params = block.name.text, {p.name.text: p for p in block.params}
-        env: dict[str, Value] = {}
-        ok = True
-        for i, arg in enumerate(args):
-            key = self._parameter_for(block, args, i, ctx)
-            if key is None:
-                ok = False
-                continue
-            if key in env:
-                hint = f"pass {key} once, by position or as {key}=…, not both"
-                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, hint, ctx.calls)
-                ok = False
-            env[key] = self.evaluate(arg.value, ctx.env, ctx.calls)
-        for key, param in params.items():
-            if key in env:
-                continue
-            if (name, key) in self.bad_defaults:
-                ok = False  # reported once, at the block's definition
-                continue
-            if param.default is not None:
-                env[key] = self.evaluate(param.default, env, ctx.calls)
-                continue
-            self.error(
-                f"'{name}' needs the argument '{key}'",
-                where,
-                f"call it as {name}({', '.join(_param_text(p) for p in block.params)})",
-                ctx.calls,
-                [(f"'{key}' is declared here, without a default", param.name.span)],
-            )
-            ok = False
-        return env if ok else None
-
-    def _parameter_for(self, block: ast.BlockDef, args: list[ast.Arg], i: int, ctx: Context) -> str | None:
-        """The parameter that the i-th argument of a call binds, or None after reporting why none."""
-        name, order, arg = block.name.text, [p.name.text for p in block.params], args[i]
-        if arg.key is not None:
-            if arg.key.text in order:
-                return arg.key.text
-            hint = did_you_mean(arg.key.text, order) or f"its parameters are: {', '.join(order) or 'none'}"
-            self.error(f"'{name}' has no parameter '{arg.key.text}'", arg.key.span, hint, ctx.calls)
-            return None
-        if any(a.key is not None for a in args[:i]):
-            self.error("a positional argument cannot follow a key=value argument", arg.span, "put positional arguments first", ctx.calls)
-            return None
-        if i >= len(order):
-            taken = f"{len(order)} argument{'s' * (len(order) != 1)}" + (f" ({', '.join(order)})" if order else "")
-            hint = f"call it as {name}({', '.join(_param_text(p) for p in block.params)})"
-            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, hint, ctx.calls)
-            return None
-        return order[i]
-
 
 def _empty_body_hint(word: str) -> str:
     if word == "concat":
@@ -576,10 +467,6 @@ def _is_word(arg: ast.Arg, word: str) -> bool:
 def _stem(path: str) -> str:
     name = path.rsplit("/", 1)[-1].split(".", 1)[0]
     return name if name.isidentifier() else "network"
-
-
-def _param_text(param: ast.Param) -> str:
-    return param.name.text if param.default is None else f"{param.name.text}=…"
 
 
 def _show(arg: ast.Arg, env: dict[str, Value]) -> str:

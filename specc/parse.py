@@ -281,6 +281,7 @@ _TERMINAL_WORDS = {
     "STRING": "a string",
     "SHAPE": "a shape like 3x32x32",
     "REPEAT": "a repeat like x2",
+    "TIMES": "a repeat like x N",
     "CALL": "a block call like basic(64)",
     "_NL": "the end of the line",
     "$END": "the end of the file",

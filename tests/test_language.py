@@ -402,3 +402,10 @@ def test_resnet34_written_by_stages_counts_as_the_shipped_spec():
     shipped = specc.load("specs/resnet34.cnn").check()
     assert (by_stages.total_params, by_stages.total_macs) == (shipped.total_params, shipped.total_macs) == (21_797_672, 3_663_779_432)
     assert [r.output_shape for r in by_stages.layers] == [r.output_shape for r in shipped.layers]
+
+
+@pytest.mark.parametrize("line", ["b(4) x N freeze", "b(4) x N-1+1 freeze", "b(4) freeze x N"])
+def test_freeze_follows_a_count_from_a_parameter_too(line):
+    spec = f"block b(K) {{\n  conv K=K F=1\n}}\nblock stage(N) {{\n  {line}\n}}\nstage(2)\nrelu\n"
+    rows = specc.loads(HEAD + spec).check().layers
+    assert [(row.name, row.frozen) for row in rows] == [("stage1.b1.0.conv1", True), ("stage1.b1.1.conv1", True), ("relu1", False)]
