@@ -190,3 +190,23 @@ def test_mean_iou_of_masks():
     assert result.metrics["iou"] == pytest.approx(sum(iou) / 3)
     assert result.metrics["acc"] == pytest.approx(4 / 6)
     assert mean_iou(torch.zeros(3, 3)) is None
+
+
+def test_augmentation_moves_masks_and_value_maps_with_their_images():
+    from specc.runners.train import augment_pair
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 2, 8, 8)
+    masks = (x[:, 0] > 0.5).long() + (x[:, 1] > 0.5).long()  # a function of each pixel, so it must survive any move
+    moved, moved_masks = augment_pair(x, masks, ["flip", "crop", "translate"])
+    assert not torch.equal(moved, x)  # something moved
+    assert torch.equal(moved_masks, (moved[:, 0] > 0.5).long() + (moved[:, 1] > 0.5).long())
+    moved, moved_values = augment_pair(x, x * 3, ["flip", "translate"])
+    assert torch.allclose(moved_values, moved * 3)
+
+
+def test_label_smoothing_of_values_is_refused(tmp_path):
+    net = network(tmp_path, HEAD + "fc 3\n")
+    with pytest.raises(SpeccError, match="label smoothing"):
+        choose(net.network, "auto", VALUES, ["0", "1", "2"], label_smoothing=0.1)
+    assert choose(net.network, "auto", LABELS, ["a", "b", "c"], label_smoothing=0.1).kind == "classes"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +50,13 @@ class Evaluation:
     def accuracy(self) -> float | None:
         return self.metrics.get("acc")
 
+    def record(self, epoch: int) -> dict[str, Any]:
+        """test.json: the loss, each metric by its full name (accuracy, auc, f1, mae, mean_iou), the classes and confusion."""
+        task = self.task
+        record: dict[str, Any] = {"epoch": epoch, "loss_function": task.loss, "task": task.kind, "loss": self.loss}
+        record |= {METRIC_NAMES[key]: value for key, value in self.metrics.items()}
+        return record | {"count": self.count, "classes": task.classes, "confusion": self.confusion}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -59,6 +67,7 @@ class Task:
     outputs: int  # classes, labels or values per sample (channels of a map)
     classes: list[str] = field(default_factory=list)
     strip: str | None = None  # the final layer kind folded into the loss
+    maps: bool = False  # the targets are maps of positions (masks, or values per pixel)
 
     @property
     def metric(self) -> str:
@@ -71,7 +80,7 @@ class Task:
     @property
     def spatial(self) -> bool:
         """The targets are maps of the input's positions: augmentation moves them with the input."""
-        return self.kind == "pixels"
+        return self.maps
 
     def describe(self) -> str:
         folded = f" (the final {self.strip} folded into it)" if self.strip else ""
@@ -218,7 +227,7 @@ def logits_model(network: Network, model: nn.Module, task: Task | None = None) -
     return model
 
 
-def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str]) -> Task:
+def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str], label_smoothing: float = 0.0) -> Task:
     """The task for `network` on targets `y`: `loss` is the setting (auto, cross_entropy, bce, mse)."""
     out = tuple(network.output_shape or ())
     last = final_layer(network)
@@ -226,7 +235,13 @@ def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str]) -> 
     if loss == "auto":
         loss = _automatic(out, ends, y, classes)
     fits = {"cross_entropy": _cross_entropy, "bce": _bce, "mse": _mse}[loss]
-    return fits(out, ends, y, classes)
+    task = fits(out, ends, y, classes)
+    if task.kind == "regression" and label_smoothing:
+        raise _refuse(
+            f"label smoothing ({label_smoothing:g}) softens class targets, but this network regresses values (mean squared error)",
+            "drop label_smoothing from the train section, or pass --label-smoothing 0",
+        )
+    return task
 
 
 def _automatic(out: tuple[int, ...], ends: str | None, y: torch.Tensor, classes: list[str]) -> str:
@@ -294,7 +309,7 @@ def _pixels(out, y, classes) -> Task:
             f"make the last conv K={largest + 1}, or number the mask classes 0..{out[0] - 1}",
         )
     names = classes if len(classes) == out[0] else [str(c) for c in range(out[0])]
-    return Task("pixels", "cross_entropy", out[0], names, "softmax")
+    return Task("pixels", "cross_entropy", out[0], names, "softmax", maps=True)
 
 
 def _bce(out, ends, y, classes) -> Task:
@@ -355,4 +370,4 @@ def _mse(out, ends, y, classes) -> Task:
             f"make the network's output {_shape(per_sample)}, e.g. end in `fc {math.prod(per_sample)}`",
         )
     names = classes if len(classes) == math.prod(out) else [str(c) for c in range(math.prod(out))]
-    return Task("regression", "mse", math.prod(out), names, None)
+    return Task("regression", "mse", math.prod(out), names, None, maps=len(per_sample) > 1)

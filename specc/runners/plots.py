@@ -14,6 +14,11 @@ CAPTION = (
 )
 
 
+def curves_title(network: str, run_dir: Path) -> str:
+    """The network, and the run where its folder says more than the network's name again."""
+    return network if run_dir.name == network else f"{network} ({run_dir.name})"
+
+
 def write_curves(history: list[dict], path: Path, title: str, task: Task) -> None:
     """Two panels, loss and the task's metric, training and validation; replaced atomically like the checkpoints."""
     import matplotlib
