@@ -63,6 +63,22 @@ def test_a_map_out_of_the_network_is_per_pixel_cross_entropy(tmp_path):
         choose(net.network, "auto", masks + 3, [str(i) for i in range(6)])
 
 
+def test_a_one_channel_map_is_foreground_or_not(tmp_path):
+    net = network(tmp_path, "network fg\ninput 1x16x16\nconv K=1 F=3 P=1\nsigmoid\n")
+    masks = torch.randint(0, 2, (4, 16, 16))
+    task = choose(net.network, "auto", masks, ["0", "1"])
+    assert (task.kind, task.loss, task.outputs, task.strip, task.one_channel_map) == ("pixels", "bce", 2, "sigmoid", True)
+    with pytest.raises(SpeccError, match="targets from 0 to 1"):
+        choose(net.network, "auto", masks * 2, ["0", "1", "2"])
+    logits = torch.tensor([[[2.0, -1.0], [-3.0, 0.5]]]).unsqueeze(1)  # 1 sample, 1 channel, 2x2
+    truth = torch.tensor([[[1, 1], [0, 0]]])
+    result = sums_of(task, logits, truth, batches=1)
+    # said [[1, 0], [0, 1]]: background IoU 1/3 (one of three pixels), foreground 1/3
+    assert result.metrics["iou"] == pytest.approx(1 / 3) and result.metrics["acc"] == pytest.approx(2 / 4)
+    bce = F.binary_cross_entropy_with_logits(logits[:, 0], truth.float()).item()
+    assert result.loss == pytest.approx(bce, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("tail", "loss", "y", "classes", "fragment"),
     [
