@@ -136,10 +136,13 @@ class Task:
         k = self.outputs
         return 2 + {"classes": k * k, "binary": 2 * AUC_BINS + 4, "multilabel": 3, "regression": 1, "pixels": k * k}[self.kind]
 
-    def sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Additive statistics of a batch: batches and processes add them up; `summarise` reads them."""
-        n = len(y)
-        head = torch.stack([self._loss_sum(out, y), torch.tensor(float(n), device=out.device)]).double()
+    def sums(self, out: torch.Tensor, y: torch.Tensor, with_loss: bool = True) -> torch.Tensor:
+        """Additive statistics of a batch: batches and processes add them up; `summarise` reads them.
+
+        Training has its loss already (the objective, label smoothing included) and passes with_loss=False.
+        """
+        loss = self._loss_sum(out, y).double() if with_loss else out.new_zeros((), dtype=torch.float64)
+        head = torch.stack([loss, torch.full((), len(y), dtype=torch.float64, device=out.device)])
         return torch.cat([head, self._counts(out, y).double()])
 
     def _loss_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -334,7 +334,7 @@ class _Run:
         self.scaler.update()
         self.scheduler.step()
         with torch.no_grad():
-            return loss.detach(), self.task.sums(out.detach(), yb)
+            return loss.detach(), self.task.sums(out.detach(), yb, with_loss=False)
 
     def _check_finite(self, window: torch.Tensor, epoch: int, first_step: int) -> None:
         bad = (~torch.isfinite(window)).nonzero()
