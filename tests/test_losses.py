@@ -63,6 +63,22 @@ def test_a_map_out_of_the_network_is_per_pixel_cross_entropy(tmp_path):
         choose(net.network, "auto", masks + 3, [str(i) for i in range(6)])
 
 
+def test_a_one_channel_map_is_foreground_or_not(tmp_path):
+    net = network(tmp_path, "network fg\ninput 1x16x16\nconv K=1 F=3 P=1\nsigmoid\n")
+    masks = torch.randint(0, 2, (4, 16, 16))
+    task = choose(net.network, "auto", masks, ["0", "1"])
+    assert (task.kind, task.loss, task.outputs, task.strip, task.one_channel_map) == ("pixels", "bce", 2, "sigmoid", True)
+    with pytest.raises(SpeccError, match="targets from 0 to 1"):
+        choose(net.network, "auto", masks * 2, ["0", "1", "2"])
+    logits = torch.tensor([[[2.0, -1.0], [-3.0, 0.5]]]).unsqueeze(1)  # 1 sample, 1 channel, 2x2
+    truth = torch.tensor([[[1, 1], [0, 0]]])
+    result = sums_of(task, logits, truth, batches=1)
+    # said [[1, 0], [0, 1]]: background IoU 1/3 (one of three pixels), foreground 1/3
+    assert result.metrics["iou"] == pytest.approx(1 / 3) and result.metrics["acc"] == pytest.approx(2 / 4)
+    bce = F.binary_cross_entropy_with_logits(logits[:, 0], truth.float()).item()
+    assert result.loss == pytest.approx(bce, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("tail", "loss", "y", "classes", "fragment"),
     [
@@ -190,3 +206,23 @@ def test_mean_iou_of_masks():
     assert result.metrics["iou"] == pytest.approx(sum(iou) / 3)
     assert result.metrics["acc"] == pytest.approx(4 / 6)
     assert mean_iou(torch.zeros(3, 3)) is None
+
+
+def test_augmentation_moves_masks_and_value_maps_with_their_images():
+    from specc.runners.train import augment_pair
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 2, 8, 8)
+    masks = (x[:, 0] > 0.5).long() + (x[:, 1] > 0.5).long()  # a function of each pixel, so it must survive any move
+    moved, moved_masks = augment_pair(x, masks, ["flip", "crop", "translate"])
+    assert not torch.equal(moved, x)  # something moved
+    assert torch.equal(moved_masks, (moved[:, 0] > 0.5).long() + (moved[:, 1] > 0.5).long())
+    moved, moved_values = augment_pair(x, x * 3, ["flip", "translate"])
+    assert torch.allclose(moved_values, moved * 3)
+
+
+def test_label_smoothing_of_values_is_refused(tmp_path):
+    net = network(tmp_path, HEAD + "fc 3\n")
+    with pytest.raises(SpeccError, match="label smoothing"):
+        choose(net.network, "auto", VALUES, ["0", "1", "2"], label_smoothing=0.1)
+    assert choose(net.network, "auto", LABELS, ["a", "b", "c"], label_smoothing=0.1).kind == "classes"

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from specc.cli import main
-from specc.runners.train import curves_title
+from specc.runners.plots import curves_title
 
 from .test_train import invoke, make_npz, write_spec
 

@@ -36,7 +36,7 @@ def synthetic(net, folder: Path, n_train: int = 4, n_test: int = 2, float_target
     for name, n in (("train", n_train), ("test", n_test)):
         arrays = {"x": rng.random((n, *net.input_shape), dtype=np.float32)}
         if len(out) > 1:
-            arrays["y"] = rng.integers(0, out[0], (n, *out[1:]))
+            arrays["y"] = rng.integers(0, max(out[0], 2), (n, *out[1:]))  # one channel: foreground or not
         elif float_targets:
             arrays["y"] = rng.random((n, out[0]), dtype=np.float32)
         elif sigmoid and out[0] > 1:
@@ -77,11 +77,31 @@ def test_every_spec_trains_one_epoch_on_data_of_its_shape(tmp_path, spec):
     record = json.loads((tmp_path / "run" / "test.json").read_text())
     assert record["loss_function"] == task.loss and np.isfinite(record["loss"])
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
-    expected = {"dna_cnn1d": "binary"}.get(net.name, "classes")
-    assert task.kind == expected
+    assert task.kind == expected_kind(net)
+
+
+def expected_kind(net) -> str:
+    out, last = tuple(net.network.output_shape), final_layer(net.network)
+    if len(out) > 1:
+        return "pixels"
+    if last is not None and last.kind.name == "sigmoid":
+        return "binary" if out == (1,) else "multilabel"
+    return "classes"
+
+
+def checked(path: Path):
+    net = specc.load(path)
+    net.check()
+    return net
+
+
+def test_the_zoo_has_each_ending_it_claims():
+    assert expected_kind(checked(ROOT / "specs" / "dna_cnn1d.cnn")) == "binary"
+    assert expected_kind(checked(ROOT / "specs" / "fashion.cnn")) == "classes"
 
 
 SEGMENT = "network seg\ninput 1x16x16\nconv K=8 F=3 P=1\nrelu\nconv K=3 F=3 P=1\n"
+FOREGROUND = "network fg\ninput 1x16x16\nconv K=8 F=3 P=1\nrelu\nconv K=1 F=3 P=1\nsigmoid\n"
 LABELS = "network tags\ninput 1x8x8\nconv K=4 F=3 P=1\nrelu\nflatten\nfc 5\nsigmoid\n"
 VALUES = "network values\ninput 1x8x8\nconv K=4 F=3 P=1\nrelu\nflatten\nfc 2\n"
 
@@ -90,10 +110,11 @@ VALUES = "network values\ninput 1x8x8\nconv K=4 F=3 P=1\nrelu\nflatten\nfc 2\n"
     ("text", "float_targets", "header", "metric", "test_line"),
     [
         (SEGMENT, False, "loss: per-pixel cross-entropy over 3 classes", "iou", "test mean IoU"),
+        (FOREGROUND, False, "loss: per-pixel binary cross-entropy (foreground or not) (the final sigmoid", "iou", "test mean IoU"),
         (LABELS, False, "loss: binary cross-entropy over 5 labels (the final sigmoid folded into it); metric F1", "f1", "test F1"),
         (VALUES, True, "loss: mean squared error over 2 values; metric MAE", "mae", "test MAE"),
     ],
-    ids=["map", "labels", "values"],
+    ids=["map", "foreground", "labels", "values"],
 )
 def test_maps_labels_and_values_train_from_the_command_line(tmp_path, text, float_targets, header, metric, test_line):
     spec = tmp_path / "net.cnn"
@@ -103,7 +124,7 @@ def test_maps_labels_and_values_train_from_the_command_line(tmp_path, text, floa
     data = synthetic(net, tmp_path / "data", n_train=8, n_test=4, float_targets=float_targets)
     args = ["--data", str(data), "--epochs", "2", "--batch", "4", "--val-fraction", "0.25", "--precision", "fp32"]
     args += ["-o", str(tmp_path / "run")]
-    result = invoke("train", str(spec), *args, *(["--augment", "flip,crop"] if text is SEGMENT else []))
+    result = invoke("train", str(spec), *args, *(["--augment", "flip,crop"] if text in (SEGMENT, FOREGROUND) else []))
     assert result.exit_code == 0, result.output
     assert header in result.output and test_line in result.output and "train loss" in result.output
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

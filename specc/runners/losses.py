@@ -7,6 +7,7 @@
 | K sigmoids                               | 0/1 per label, N×K          | multi-label BCE        | F1        |
 | K values, no final activation            | floats, N×K                 | mean squared error     | MAE       |
 | a map C×H×W (softmax or none)            | class masks, N×H×W          | per-pixel cross-entropy| mean IoU  |
+| a map 1×H×W (sigmoid or none)            | 0/1 masks, N×H×W            | per-pixel BCE          | mean IoU  |
 
 A final softmax or sigmoid is folded into the loss (`logits_model`): the network is trained and
 evaluated on the scores before it, which is what F.cross_entropy and binary_cross_entropy_with_logits
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +51,13 @@ class Evaluation:
     def accuracy(self) -> float | None:
         return self.metrics.get("acc")
 
+    def record(self, epoch: int) -> dict[str, Any]:
+        """test.json: the loss, each metric by its full name (accuracy, auc, f1, mae, mean_iou), the classes and confusion."""
+        task = self.task
+        record: dict[str, Any] = {"epoch": epoch, "loss_function": task.loss, "task": task.kind, "loss": self.loss}
+        record |= {METRIC_NAMES[key]: value for key, value in self.metrics.items()}
+        return record | {"count": self.count, "classes": task.classes, "confusion": self.confusion}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -59,10 +68,16 @@ class Task:
     outputs: int  # classes, labels or values per sample (channels of a map)
     classes: list[str] = field(default_factory=list)
     strip: str | None = None  # the final layer kind folded into the loss
+    maps: bool = False  # the targets are maps of positions (masks, or values per pixel)
 
     @property
     def metric(self) -> str:
         return {"classes": "acc", "binary": "auc", "multilabel": "f1", "regression": "mae", "pixels": "iou"}[self.kind]
+
+    @property
+    def one_channel_map(self) -> bool:
+        """A map of one logit per pixel, for two classes (background 0, foreground 1), trained with BCE."""
+        return self.kind == "pixels" and self.loss == "bce"
 
     @property
     def higher_is_better(self) -> bool:
@@ -71,7 +86,7 @@ class Task:
     @property
     def spatial(self) -> bool:
         """The targets are maps of the input's positions: augmentation moves them with the input."""
-        return self.kind == "pixels"
+        return self.maps
 
     def describe(self) -> str:
         folded = f" (the final {self.strip} folded into it)" if self.strip else ""
@@ -80,11 +95,15 @@ class Task:
             "binary": "binary cross-entropy",
             "multilabel": f"binary cross-entropy over {self.outputs} labels",
             "regression": f"mean squared error over {self.outputs} value{'s' if self.outputs > 1 else ''}",
-            "pixels": f"per-pixel cross-entropy over {self.outputs} classes",
+            "pixels": f"per-pixel cross-entropy over {self.outputs} classes"
+            if self.loss == "cross_entropy"
+            else "per-pixel binary cross-entropy (foreground or not)",
         }[self.kind]
         return f"{what}{folded}; metric {METRIC_LABELS[self.metric]}"
 
     def loss_label(self) -> str:
+        if self.kind == "pixels" and self.loss == "bce":
+            return "per-pixel binary cross-entropy"
         return {"classes": "cross-entropy", "binary": "binary cross-entropy", "multilabel": "binary cross-entropy"}.get(
             self.kind, "mean squared error" if self.kind == "regression" else "per-pixel cross-entropy"
         )
@@ -101,6 +120,8 @@ class Task:
 
     def objective(self, out: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
         """The training loss: mean over the batch, label smoothing included."""
+        if self.one_channel_map:
+            return F.binary_cross_entropy_with_logits(out[:, 0], y.float() * (1 - smoothing) + 0.5 * smoothing)
         if self.kind in ("classes", "pixels"):
             return F.cross_entropy(out, y, label_smoothing=smoothing)
         if self.kind in ("binary", "multilabel"):
@@ -115,26 +136,32 @@ class Task:
         k = self.outputs
         return 2 + {"classes": k * k, "binary": 2 * AUC_BINS + 4, "multilabel": 3, "regression": 1, "pixels": k * k}[self.kind]
 
-    def sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Additive statistics of a batch: batches and processes add them up; `summarise` reads them."""
-        n = len(y)
-        head = torch.stack([self._loss_sum(out, y), torch.tensor(float(n), device=out.device)]).double()
+    def sums(self, out: torch.Tensor, y: torch.Tensor, with_loss: bool = True) -> torch.Tensor:
+        """Additive statistics of a batch: batches and processes add them up; `summarise` reads them.
+
+        Training has its loss already (the objective, label smoothing included) and passes with_loss=False.
+        """
+        loss = self._loss_sum(out, y).double() if with_loss else out.new_zeros((), dtype=torch.float64)
+        head = torch.stack([loss, torch.full((), len(y), dtype=torch.float64, device=out.device)])
         return torch.cat([head, self._counts(out, y).double()])
 
     def _loss_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        per_sample = {
-            "classes": lambda: F.cross_entropy(out, y, reduction="none"),
-            "pixels": lambda: F.cross_entropy(out, y, reduction="none").flatten(1).mean(1),
-            "binary": lambda: F.binary_cross_entropy_with_logits(out.reshape(y.shape), y, reduction="none"),
-            "multilabel": lambda: F.binary_cross_entropy_with_logits(out.reshape(y.shape), y, reduction="none").mean(1),
-            "regression": lambda: F.mse_loss(out.reshape(y.shape), y, reduction="none").reshape(len(y), -1).mean(1),
-        }[self.kind]()
-        return per_sample.sum()
+        """The sum over samples of each sample's mean loss (over its labels, values or pixels)."""
+        if self.one_channel_map:
+            each = F.binary_cross_entropy_with_logits(out[:, 0], y.float(), reduction="none")
+        elif self.kind in ("classes", "pixels"):
+            each = F.cross_entropy(out, y, reduction="none")
+        elif self.kind in ("binary", "multilabel"):
+            each = F.binary_cross_entropy_with_logits(out.reshape(y.shape), y, reduction="none")
+        else:
+            each = F.mse_loss(out.reshape(y.shape), y, reduction="none")
+        return each.reshape(len(y), -1).mean(1).sum()
 
     def _counts(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         k = self.outputs
         if self.kind in ("classes", "pixels"):
-            return torch.bincount((y * k + out.argmax(1)).flatten(), minlength=k * k)
+            said = (out[:, 0] > 0).long() if self.one_channel_map else out.argmax(1)
+            return torch.bincount((y * k + said).flatten(), minlength=k * k)
         if self.kind == "binary":
             logit, positive = out.reshape(-1), y >= 0.5
             bins = ((logit.clamp(-AUC_RANGE, AUC_RANGE) + AUC_RANGE) / (2 * AUC_RANGE) * AUC_BINS).long().clamp(0, AUC_BINS - 1)
@@ -218,7 +245,7 @@ def logits_model(network: Network, model: nn.Module, task: Task | None = None) -
     return model
 
 
-def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str]) -> Task:
+def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str], label_smoothing: float = 0.0) -> Task:
     """The task for `network` on targets `y`: `loss` is the setting (auto, cross_entropy, bce, mse)."""
     out = tuple(network.output_shape or ())
     last = final_layer(network)
@@ -226,12 +253,20 @@ def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str]) -> 
     if loss == "auto":
         loss = _automatic(out, ends, y, classes)
     fits = {"cross_entropy": _cross_entropy, "bce": _bce, "mse": _mse}[loss]
-    return fits(out, ends, y, classes)
+    task = fits(out, ends, y, classes)
+    if task.kind == "regression" and label_smoothing:
+        raise _refuse(
+            f"label smoothing ({label_smoothing:g}) softens class targets, but this network regresses values (mean squared error)",
+            "drop label_smoothing from the train section, or pass --label-smoothing 0",
+        )
+    return task
 
 
 def _automatic(out: tuple[int, ...], ends: str | None, y: torch.Tensor, classes: list[str]) -> str:
     if ends == "sigmoid":
         return "bce"
+    if len(out) > 1 and out[0] == 1 and not y.is_floating_point():
+        return "bce"  # one logit per pixel: foreground or not
     if ends == "softmax" or len(out) > 1:
         return "cross_entropy"
     if y.is_floating_point():
@@ -294,7 +329,7 @@ def _pixels(out, y, classes) -> Task:
             f"make the last conv K={largest + 1}, or number the mask classes 0..{out[0] - 1}",
         )
     names = classes if len(classes) == out[0] else [str(c) for c in range(out[0])]
-    return Task("pixels", "cross_entropy", out[0], names, "softmax")
+    return Task("pixels", "cross_entropy", out[0], names, "softmax", maps=True)
 
 
 def _bce(out, ends, y, classes) -> Task:
@@ -303,12 +338,9 @@ def _bce(out, ends, y, classes) -> Task:
             "binary cross-entropy scores each output on its own, but the spec ends in softmax",
             "end the spec in sigmoid (or in no activation) for bce, or use loss=cross_entropy",
         )
-    if len(out) > 1:
-        raise _refuse(
-            f"bce takes one score per label, but the network outputs a map of {_shape(out)}",
-            "for a class per pixel, give the map one channel per class and use loss=cross_entropy",
-        )
     strip = "sigmoid" if ends == "sigmoid" else None
+    if len(out) > 1:
+        return _binary_map(out, y, classes, strip)
     if out[0] == 1:
         if y.numel() != len(y):
             raise _refuse(
@@ -334,6 +366,22 @@ def _bce(out, ends, y, classes) -> Task:
     return Task("multilabel", "bce", out[0], names, strip)
 
 
+def _binary_map(out, y, classes, strip) -> Task:
+    if out[0] != 1:
+        raise _refuse(
+            f"bce on a map takes one channel (foreground or not per pixel), but the network outputs {_shape(out)}",
+            f"for {out[0]} classes per pixel end in softmax (or no activation) and use loss=cross_entropy",
+        )
+    if y.is_floating_point() or tuple(y.shape[1:]) != out[1:]:
+        raise _refuse(
+            f"the network outputs {_shape(out)} (a foreground logit per position), but the data's targets are "
+            f"{y.dtype} {_shape(y.shape[1:]) or 'one per sample'}",
+            f"per-pixel bce needs one integer 0/1 mask of {_shape(out[1:])} per sample (y of shape N×{_shape(out[1:])})",
+        )
+    _check_zero_to_one(y)
+    return Task("pixels", "bce", 2, classes if len(classes) == 2 else ["0", "1"], strip, maps=True)
+
+
 def _check_zero_to_one(y: torch.Tensor) -> None:
     if y.numel() and (y.min() < 0 or y.max() > 1):
         raise _refuse(
@@ -355,4 +403,4 @@ def _mse(out, ends, y, classes) -> Task:
             f"make the network's output {_shape(per_sample)}, e.g. end in `fc {math.prod(per_sample)}`",
         )
     names = classes if len(classes) == math.prod(out) else [str(c) for c in range(math.prod(out))]
-    return Task("regression", "mse", math.prod(out), names, None)
+    return Task("regression", "mse", math.prod(out), names, None, maps=len(per_sample) > 1)

@@ -9,9 +9,14 @@ from .losses import METRIC_LABELS, Task
 
 # Said once under the plot, since a new user's first question is why the training curve sits above the other.
 CAPTION = (
-    "train: averaged over the epoch while the weights change, with dropout, augmentation and label smoothing on; "
+    "train: averaged over the epoch while the weights change, with dropout, augmentation and label smoothing on;\n"
     "val: the epoch's final weights, without them. So the train loss often sits above the validation loss."
 )
+
+
+def curves_title(network: str, run_dir: Path) -> str:
+    """The network, and the run where its folder says more than the network's name again."""
+    return network if run_dir.name == network else f"{network} ({run_dir.name})"
 
 
 def write_curves(history: list[dict], path: Path, title: str, task: Task) -> None:
@@ -34,7 +39,7 @@ def write_curves(history: list[dict], path: Path, title: str, task: Task) -> Non
         ax.grid(alpha=0.3)
         ax.legend()
     figure.suptitle(title)
-    figure.supxlabel(CAPTION, fontsize=7, wrap=True)
+    figure.supxlabel(CAPTION, fontsize=8)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.png")
     figure.savefig(tmp, dpi=100)
     plt.close(figure)

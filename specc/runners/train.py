@@ -64,8 +64,8 @@ from . import checkpoint, data
 from .config import TrainConfig, from_saved, resolve
 from .distributed import Session, pick_device, start
 from .evaluate import Normalise, check_train_batch, evaluate, summarise
-from .losses import METRIC_NAMES, Evaluation, Task, choose, logits_model
-from .plots import write_curves
+from .losses import Evaluation, Task, choose, logits_model
+from .plots import curves_title, write_curves
 
 STATE_FILE = "last.state.safetensors"
 RUN_MARKER = ".specc-run"  # written first into every run directory: what makes a folder one of specc's own
@@ -387,7 +387,7 @@ class _Run:
         self.scaler.update()
         self.scheduler.step()
         with torch.no_grad():
-            return loss.detach(), self.task.sums(out.detach(), yb)
+            return loss.detach(), self.task.sums(out.detach(), yb, with_loss=False)
 
     def _check_finite(self, window: torch.Tensor, epoch: int, first_step: int) -> None:
         bad = (~torch.isfinite(window)).nonzero()
@@ -514,7 +514,7 @@ class _Run:
         self.module.load_state_dict(weights)
         sums = evaluate(self.module, self.x["test"], self.y["test"], self.normalise, self.task, self._precision, self.channels_last)
         test = summarise(sums, self.task)
-        record = test_record(test, self.task, self.best_epoch)
+        record = test.record(self.best_epoch)
         (self.run_dir / "test.json").write_text(json.dumps(record) + "\n")
         return test
 
@@ -545,22 +545,9 @@ def _open_data(net: Net, config: TrainConfig) -> tuple[TrainConfig, data.Splits,
     # config.json names the data by its full path, so that --resume finds it from anywhere
     config = config.model_copy(update={"data": str(folder.resolve())})
     splits = data.load_splits(str(folder), net.input_shape, config.val_fraction, config.seed, config.limit)
-    task = choose(net.network, config.loss, splits.train.y, splits.train.classes)
+    task = choose(net.network, config.loss, splits.train.y, splits.train.classes, config.label_smoothing)
     _check_augmentation(config.augment, net.input_shape)
     return config, splits, task
-
-
-def test_record(test: Evaluation, task: Task, epoch: int) -> dict[str, Any]:
-    """test.json: the loss, each metric by its full name (accuracy, auc, f1, mae, mean_iou), the classes and confusion."""
-    record: dict[str, Any] = {"epoch": epoch, "loss_function": task.loss, "task": task.kind, "loss": test.loss}
-    record |= {METRIC_NAMES[key]: value for key, value in test.metrics.items()}
-    record |= {"count": test.count, "classes": task.classes, "confusion": test.confusion}
-    return record
-
-
-def curves_title(network: str, run_dir: Path) -> str:
-    """The network, and the run where its folder says more than the network's name again."""
-    return network if run_dir.name == network else f"{network} ({run_dir.name})"
 
 
 def epoch_order(n: int, generator: torch.Generator, rank: int, world_size: int, count: int) -> torch.Tensor:
@@ -698,12 +685,18 @@ def augment(x: torch.Tensor, kinds: list[str]) -> torch.Tensor:
     return x
 
 
-def augment_pair(x: torch.Tensor, masks: torch.Tensor, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`augment` of images and their per-pixel class masks by the same flips and shifts; pixels shifted in are class 0."""
+def augment_pair(x: torch.Tensor, maps: torch.Tensor, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`augment` of images and their target maps by the same flips and shifts, as extra channels.
+
+    `maps` are class masks (N x H x W; pixels shifted in are class 0) or values (N x C x H x W; shifted in as 0).
+    """
     if not kinds:
-        return x, masks
-    moved = augment(torch.cat([x, masks.unsqueeze(1).to(x.dtype)], 1), kinds)
-    return moved[:, :-1], moved[:, -1].round().long()
+        return x, maps
+    masks = maps.dim() == x.dim() - 1
+    moved = augment(torch.cat([x, maps.unsqueeze(1).to(x.dtype) if masks else maps.to(x.dtype)], 1), kinds)
+    if masks:
+        return moved[:, :-1], moved[:, -1].round().long()
+    return moved[:, : x.shape[1]], moved[:, x.shape[1] :]
 
 
 def shift(x: torch.Tensor, *max_shift: int) -> torch.Tensor:
