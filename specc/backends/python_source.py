@@ -21,9 +21,6 @@ from ..ir import Group, Layer, Network, Node
 from ..layers import HELPERS
 from ..shapes import shape_text
 
-# Layers whose output their own backward pass does not need, so a ReLU after them may work in place.
-_SAFE_BEFORE_INPLACE = frozenset({"conv", "batchnorm", "fc", "pool", "dropout", "add", "cat"})
-
 _INIT_FUNCTIONS = {
     "kaiming": '''def init_weights(model: nn.Module) -> None:
     """He initialisation for convs (fan-out, ReLU gain), as torchvision's ResNets; batchnorm to identity."""
@@ -134,7 +131,7 @@ class _Writer:
         self.locals = _Namespace()
 
     def source(self) -> str:
-        self.emit(self.network.body, "x", "x", fresh=False)
+        self.emit(self.network.body, "x", "x")
         self.forward_lines.append("return x")
         return self.assemble()
 
@@ -145,15 +142,13 @@ class _Writer:
         head, *rest = layer.path if isinstance(layer, Layer) else layer
         return f"self.{head}" + "".join(f"[{_quoted(p)}]" for p in rest)
 
-    def construct(self, layer: Layer, inplace: bool) -> None:
+    def construct(self, layer: Layer) -> None:
         for depth in range(1, len(layer.path)):
             prefix = layer.path[:depth]
             if prefix not in self.containers:
                 self.containers.add(prefix)
                 self.init_lines.append(f"{self.access(prefix)} = nn.ModuleDict()")
         expr = layer.kind.torch(layer.args, layer.in_shape)
-        if inplace:
-            expr = "nn.ReLU(inplace=True)"
         head = expr.split("(", 1)[0]
         if head in HELPERS:
             self.helpers.add(head)
@@ -165,47 +160,44 @@ class _Writer:
 
     # ---- forward ---------------------------------------------------------------------------
 
-    def emit(self, nodes: list[Node], src: str, dst: str, fresh: bool) -> bool:
+    def emit(self, nodes: list[Node], src: str, dst: str) -> None:
         """Lines computing `dst` from `src` through `nodes`.
 
-        `fresh` says whether `src` was written by an op whose output may be overwritten
-        in place (a ReLU then works in place, as in torchvision); the return value says
-        the same of `dst` afterwards.
+        Nothing works in place: a module may return its input itself (dropout at eval, an
+        empty branch), so an in-place op could overwrite a tensor that a residual's
+        shortcut, a concat's other branch or the caller still reads. In-place ReLUs bought
+        nothing measurable (bench/forward_overhead.py).
         """
         if not nodes and src != dst:
             self.forward_lines.append(f"{dst} = {src}")
         for node in nodes:
             if isinstance(node, Layer):
-                fresh = self.layer(node, src, dst, fresh)
+                self.layer(node, src, dst)
             elif node.kind == "residual":
-                fresh = self.residual(node, src, dst)
+                self.residual(node, src, dst)
             elif node.kind == "concat":
-                fresh = self.concat(node, src, dst)
+                self.concat(node, src, dst)
             else:
-                fresh = self.emit(node.children, src, dst, fresh)
+                self.emit(node.children, src, dst)
             src = dst
-        return fresh
 
-    def layer(self, layer: Layer, src: str, dst: str, fresh: bool) -> bool:
-        inplace = layer.kind.name == "relu" and fresh
-        self.construct(layer, inplace)
+    def layer(self, layer: Layer, src: str, dst: str) -> None:
+        self.construct(layer)
         call = self.access(layer)
         pad = layer.kind.explicit_pad(layer.args, layer.in_shape) if layer.kind.name == "conv" else None
         arg = f"F.pad({src}, {pad})" if pad else src
         self.uses_pad |= bool(pad)
         self.forward_lines.append(f"{dst} = {call}({arg})")
-        return layer.kind.name in _SAFE_BEFORE_INPLACE
 
-    def residual(self, group: Group, src: str, dst: str) -> bool:
+    def residual(self, group: Group, src: str, dst: str) -> None:
         identity = self.locals.fresh("identity")
         self.forward_lines.append(f"{identity} = {src}")
-        self.emit(group.children, identity, dst, fresh=False)
+        self.emit(group.children, identity, dst)
         for layer in group.shortcut_layers:
-            self.layer(layer, identity, identity, fresh=False)
+            self.layer(layer, identity, identity)
         self.forward_lines.append(f"{dst} = {dst} + {identity}")
-        return True
 
-    def concat(self, group: Group, src: str, dst: str) -> bool:
+    def concat(self, group: Group, src: str, dst: str) -> None:
         source = src
         if src == dst:
             source = self.locals.fresh("branch_input")
@@ -213,10 +205,9 @@ class _Writer:
         outs = []
         for child in group.children:
             out = self.locals.fresh("branch")
-            self.emit([child], source, out, fresh=False)
+            self.emit([child], source, out)
             outs.append(out)
         self.forward_lines.append(f"{dst} = torch.cat([{', '.join(outs)}], dim=1)")
-        return True
 
     def train_method(self) -> list[str]:
         """`train()` that leaves frozen batchnorms in eval mode, or nothing where there are none.
