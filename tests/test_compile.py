@@ -96,14 +96,6 @@ def test_resnet50_loads_torchvision_weights_by_order_and_agrees():
         assert torch.allclose(compiled(x), reference(x), atol=1e-5, rtol=0)
 
 
-def test_lecture_sequential_gives_identical_outputs():
-    reference = reference_nets.lecture_sequential()
-    compiled = specc.load(ROOT / "specs" / "lecture_convnet.cnn").to_torch()
-    compiled.load_state_dict(dict(zip(compiled.state_dict(), reference.state_dict().values(), strict=True)))
-    x = torch.randn(4, 3, 32, 32)
-    assert torch.equal(compiled(x), reference(x))
-
-
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_generated_file_stands_alone(path: Path, tmp_path: Path):
     """model.py imports in a fresh interpreter, passes ruff, and computes what to_torch() computes."""
