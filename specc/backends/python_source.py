@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import unicodedata
 
 from ..errors import SpeccError
 from ..ir import Group, Layer, Network, Node
@@ -48,6 +49,7 @@ FILE_NAMES = frozenset({"torch", "nn", "F", "INPUT_SHAPE", "init_weights", "mode
 
 def class_name(network: Network) -> str:
     name = "".join(part[:1].upper() + part[1:] for part in network.name.replace("-", "_").split("_") if part)
+    name = _as_python_reads_it(name)
     if not name.isidentifier() or keyword.iskeyword(name):
         return "Network"
     return f"{name}Net" if _class_name_problem(name) else name
@@ -60,7 +62,14 @@ def check_class_name(name: str) -> None:
         raise SpeccError(f"the class name '{name}' {problem}", hint="choose a Python name of your own, e.g. --class-name MyNet")
 
 
+def _as_python_reads_it(name: str) -> str:
+    """Python reads identifiers in NFKC form (fullwidth `ｎｎ` is `nn`): check and write that form."""
+    return unicodedata.normalize("NFKC", name)
+
+
 def _class_name_problem(name: str) -> str | None:
+    if name != _as_python_reads_it(name):
+        return _class_name_problem(_as_python_reads_it(name))
     if not name.isidentifier():
         return "is not a Python name: use letters, digits and _, not starting with a digit"
     if keyword.iskeyword(name):
@@ -75,6 +84,7 @@ def _class_name_problem(name: str) -> str | None:
 def generate(network: Network, name: str | None = None) -> str:
     if name is not None:
         check_class_name(name)
+        name = _as_python_reads_it(name)
     return _Writer(network, name or class_name(network)).source()
 
 
