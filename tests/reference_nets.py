@@ -2,8 +2,10 @@
 
 They are the references the compiled specs are compared against: the
 ResNets follow torchvision's architecture and state-dict layout exactly
-(torchvision is not installable beside this torch build), and the lecture
-network is lecture 001's nn.Sequential.
+(torchvision is not installable beside this torch build); the lecture
+networks follow the decks in ../shared/seeds/: lecture 001's nn.Sequential as
+printed, and torch equivalents of lecture 004's Keras model and lecture 003's
+ConvNetJS network, which flatten channels-last as those libraries do.
 """
 
 from __future__ import annotations
@@ -111,14 +113,65 @@ TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50"
 
 
 def lecture_sequential() -> nn.Sequential:
-    """Lecture 001's network: four 3x3 'same' convs, one 2x2 max pool, fc 2048 -> 128 -> 10."""
+    """Lecture 001's nn.Sequential, as the deck prints it: the max pool comes after the second conv."""
     return nn.Sequential(
-        nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(5, 5, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(5, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
+        nn.Conv2d(3, 5, 3, padding='same'),
+        nn.ReLU(),
+        nn.Conv2d(5, 5, 3, padding='same'),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(5, 8, 3, padding='same'),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding='same'),
+        nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(2048, 128), nn.ReLU(),
-        nn.Linear(128, 10),
+        nn.Linear(16 * 16 * 8, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10)
+    )  # fmt: skip
+
+
+class ChannelsLast(nn.Module):
+    """N×C×H×W to N×H×W×C, so that a following Flatten orders features as Keras and ConvNetJS do."""
+
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+def keras_mnist() -> nn.Sequential:
+    """Lecture 004's Keras model, layer for layer as its summary table, in torch.
+
+    Conv2D and Dense carry their ReLU inside them in Keras (the table shows no activation rows);
+    here each is a layer of its own. Keras' padding='same' with a 2×2 kernel pads one pixel after
+    and none before, as torch's padding='same' does. Keras flattens a channels-last 5×5×256 map,
+    so the first Dense's inputs come in (h, w, c) order: ChannelsLast before Flatten keeps that.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 2, padding="same"), nn.ReLU(),        # conv2d          (None, 28, 28, 16)   80
+        nn.MaxPool2d(2),                                       # max_pooling2d   (None, 14, 14, 16)   0
+        nn.Conv2d(16, 128, 3), nn.ReLU(),                      # conv2d_1        (None, 12, 12, 128)  18560
+        nn.Conv2d(128, 256, 3), nn.ReLU(),                     # conv2d_2        (None, 10, 10, 256)  295168
+        nn.MaxPool2d(2),                                       # max_pooling2d_1 (None, 5, 5, 256)    0
+        nn.Dropout(0.25),                                      # dropout
+        ChannelsLast(), nn.Flatten(),                          # flatten         (None, 6400)
+        nn.Linear(6400, 128), nn.ReLU(),                       # dense           (None, 128)          819328
+        nn.Dropout(0.5),                                       # dropout_1
+        nn.Linear(128, 10),                                    # dense_1         (None, 10)           1290
+        nn.Softmax(dim=1),                                     # activation
+    )  # fmt: skip
+
+
+def convnetjs_cifar10() -> nn.Sequential:
+    """Lecture 003's ConvNetJS CIFAR-10 network in torch: three conv 5×5 (pad 2) + ReLU + 2×2 max pool, fc 10, softmax.
+
+    ConvNetJS keeps a volume's values in (y, x, depth) order, so its fc layer reads the 4×4×20
+    map channels-last, as Keras does: ChannelsLast before Flatten.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),    # conv (32x32x16), pool (16x16x16)
+        nn.Conv2d(16, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),   # conv (16x16x20), pool (8x8x20)
+        nn.Conv2d(20, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),   # conv (8x8x20), pool (4x4x20)
+        ChannelsLast(), nn.Flatten(),
+        nn.Linear(320, 10),                                               # fc (1x1x10)
+        nn.Softmax(dim=1),                                                # softmax (1x1x10)
     )  # fmt: skip

@@ -45,6 +45,8 @@ def hostile_paths(marker: Path) -> dict[str, str]:
         "braces": "{net}{0}{{x}}%s%(a)s.cnn",
         "odd-unicode": "réseau/网络/🧠\u200b\u202e/net\ufeff.cnn",
         "lone-surrogate": "net\udcff.cnn",  # how Python decodes a file name that is not UTF-8
+        "fullwidth": "ｎｅｔ.cnn",  # names the network; Python reads the class name `Ｎｅｔ` as `Net`
+        "ligature": "ﬁlter_ｂａｎｋ.cnn",
     }
 
 
@@ -94,6 +96,18 @@ def test_layer_and_network_names_that_shadow_the_files_own_stay_names(name: str)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 2)
     keys = set(model.state_dict())
     assert {f"{name}.weight", f"blk.{name}.weight", "blk.0.weight", f"cat.{name}.weight", "cat.import.weight"} <= keys
+
+
+@pytest.mark.parametrize(("path", "cls"), [("ｎｅｔ.cnn", "Net"), ("ｆ.cnn", "FNet"), ("ｅｘｃｅｐｔｉｏｎ.cnn", "ExceptionNet")])
+def test_a_class_is_named_as_python_reads_the_name(path: str, cls: str):
+    """Python reads identifiers in NFKC form, so `class Ｐｒｉｎｔ` would define `Print`: specc writes that form."""
+    model = specc.loads(SPEC, path).to_torch()
+    assert type(model).__name__ == cls and f"class {cls}(nn.Module):" in model.specc_source
+
+
+def test_a_class_name_that_python_reads_as_one_the_file_uses_is_refused():
+    with pytest.raises(specc.SpeccError, match="the class name 'ｎｎ' is a name the generated file uses itself"):
+        specc.loads(SPEC).to_source("ｎｎ")
 
 
 def test_keywords_name_nested_layers():

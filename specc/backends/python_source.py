@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import unicodedata
 
 from ..errors import SpeccError
 from ..ir import Group, Layer, Network, Node
 from ..layers import HELPERS
 from ..shapes import shape_text
-
-# Layers whose output their own backward pass does not need, so a ReLU after them may work in place.
-_SAFE_BEFORE_INPLACE = frozenset({"conv", "batchnorm", "fc", "pool", "dropout", "add", "cat"})
 
 _INIT_FUNCTIONS = {
     "kaiming": '''def init_weights(model: nn.Module) -> None:
@@ -51,6 +49,7 @@ FILE_NAMES = frozenset({"torch", "nn", "F", "INPUT_SHAPE", "init_weights", "mode
 
 def class_name(network: Network) -> str:
     name = "".join(part[:1].upper() + part[1:] for part in network.name.replace("-", "_").split("_") if part)
+    name = _as_python_reads_it(name)
     if not name.isidentifier() or keyword.iskeyword(name):
         return "Network"
     return f"{name}Net" if _class_name_problem(name) else name
@@ -63,7 +62,14 @@ def check_class_name(name: str) -> None:
         raise SpeccError(f"the class name '{name}' {problem}", hint="choose a Python name of your own, e.g. --class-name MyNet")
 
 
+def _as_python_reads_it(name: str) -> str:
+    """Python reads identifiers in NFKC form (fullwidth `ｎｎ` is `nn`): check and write that form."""
+    return unicodedata.normalize("NFKC", name)
+
+
 def _class_name_problem(name: str) -> str | None:
+    if name != _as_python_reads_it(name):
+        return _class_name_problem(_as_python_reads_it(name))
     if not name.isidentifier():
         return "is not a Python name: use letters, digits and _, not starting with a digit"
     if keyword.iskeyword(name):
@@ -78,6 +84,7 @@ def _class_name_problem(name: str) -> str | None:
 def generate(network: Network, name: str | None = None) -> str:
     if name is not None:
         check_class_name(name)
+        name = _as_python_reads_it(name)
     return _Writer(network, name or class_name(network)).source()
 
 
@@ -134,7 +141,7 @@ class _Writer:
         self.locals = _Namespace()
 
     def source(self) -> str:
-        self.emit(self.network.body, "x", "x", fresh=False)
+        self.emit(self.network.body, "x", "x")
         self.forward_lines.append("return x")
         return self.assemble()
 
@@ -145,15 +152,13 @@ class _Writer:
         head, *rest = layer.path if isinstance(layer, Layer) else layer
         return f"self.{head}" + "".join(f"[{_quoted(p)}]" for p in rest)
 
-    def construct(self, layer: Layer, inplace: bool) -> None:
+    def construct(self, layer: Layer) -> None:
         for depth in range(1, len(layer.path)):
             prefix = layer.path[:depth]
             if prefix not in self.containers:
                 self.containers.add(prefix)
                 self.init_lines.append(f"{self.access(prefix)} = nn.ModuleDict()")
         expr = layer.kind.torch(layer.args, layer.in_shape)
-        if inplace:
-            expr = "nn.ReLU(inplace=True)"
         head = expr.split("(", 1)[0]
         if head in HELPERS:
             self.helpers.add(head)
@@ -165,49 +170,46 @@ class _Writer:
 
     # ---- forward ---------------------------------------------------------------------------
 
-    def emit(self, nodes: list[Node], src: str, dst: str, fresh: bool) -> bool:
+    def emit(self, nodes: list[Node], src: str, dst: str) -> None:
         """Lines computing `dst` from `src` through `nodes`.
 
-        `fresh` says whether `src` was written by an op whose output may be overwritten
-        in place (a ReLU then works in place, as in torchvision); the return value says
-        the same of `dst` afterwards.
+        Nothing works in place: a module may return its input itself (dropout at eval, an
+        empty branch), so an in-place op could overwrite a tensor that a residual's
+        shortcut, a concat's other branch or the caller still reads. In-place ReLUs bought
+        nothing measurable (bench/forward_overhead.py).
         """
         if not nodes and src != dst:
             self.forward_lines.append(f"{dst} = {src}")
         for node in nodes:
             if isinstance(node, Layer):
-                fresh = self.layer(node, src, dst, fresh)
+                self.layer(node, src, dst)
             elif node.kind == "residual":
-                fresh = self.residual(node, src, dst)
+                self.residual(node, src, dst)
             elif node.kind == "concat":
-                fresh = self.concat(node, src, dst)
+                self.concat(node, src, dst)
             elif node.kind == "gate":
-                fresh = self.gate(node, src, dst)
+                self.gate(node, src, dst)
             else:
-                fresh = self.emit(node.children, src, dst, fresh)
+                self.emit(node.children, src, dst)
             src = dst
-        return fresh
 
-    def layer(self, layer: Layer, src: str, dst: str, fresh: bool) -> bool:
-        inplace = layer.kind.name == "relu" and fresh
-        self.construct(layer, inplace)
+    def layer(self, layer: Layer, src: str, dst: str) -> None:
+        self.construct(layer)
         call = self.access(layer)
         pad = layer.kind.explicit_pad(layer.args, layer.in_shape) if layer.kind.name == "conv" else None
         arg = f"F.pad({src}, {pad})" if pad else src
         self.uses_pad |= bool(pad)
         self.forward_lines.append(f"{dst} = {call}({arg})")
-        return layer.kind.name in _SAFE_BEFORE_INPLACE
 
-    def residual(self, group: Group, src: str, dst: str) -> bool:
+    def residual(self, group: Group, src: str, dst: str) -> None:
         identity = self.locals.fresh("identity")
         self.forward_lines.append(f"{identity} = {src}")
-        self.emit(group.children, identity, dst, fresh=False)
+        self.emit(group.children, identity, dst)
         for layer in group.shortcut_layers:
-            self.layer(layer, identity, identity, fresh=False)
+            self.layer(layer, identity, identity)
         self.forward_lines.append(f"{dst} = {dst} + {identity}")
-        return True
 
-    def concat(self, group: Group, src: str, dst: str) -> bool:
+    def concat(self, group: Group, src: str, dst: str) -> None:
         sources = [src] * len(group.children)
         if group.split and len(sources) > 1:  # each branch its slice: `part, part_1 = x.chunk(2, dim=1)`
             sources = [self.locals.fresh("part") for _ in sources]
@@ -218,18 +220,16 @@ class _Writer:
         outs = []
         for child, source in zip(group.children, sources, strict=True):
             out = self.locals.fresh("branch")
-            self.emit([child], source, out, fresh=False)
+            self.emit([child], source, out)
             outs.append(out)
         self.forward_lines.append(f"{dst} = torch.cat([{', '.join(outs)}], dim=1)")
-        return True
 
-    def gate(self, group: Group, src: str, dst: str) -> bool:
+    def gate(self, group: Group, src: str, dst: str) -> None:
         """Squeeze-and-excitation: the body computes a scale from x, and x is multiplied by it."""
         gated = self.locals.fresh("gate_input")
         self.forward_lines.append(f"{gated} = {src}")
-        self.emit(group.children, gated, dst, fresh=False)
+        self.emit(group.children, gated, dst)
         self.forward_lines.append(f"{dst} = {dst} * {gated}")
-        return True
 
     def train_method(self) -> list[str]:
         """`train()` that leaves frozen batchnorms in eval mode, or nothing where there are none.
