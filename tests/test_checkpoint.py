@@ -301,3 +301,15 @@ def test_a_hard_kill_at_the_last_epochs_state_is_finished_by_resume(tmp_path, wh
     assert best_epoch == 2  # without validation the falling training loss makes every epoch the best so far
     assert load(run / "best.safetensors")[1]["specc.epoch"] == "2" and json.loads((run / "test.json").read_text())["epoch"] == 2
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2 and not list(run.glob("*.tmp-*"))
+
+
+def test_a_run_without_validation_keeps_a_best_even_when_its_loss_stays_above_one(tmp_path):
+    from specc.runners.train import train
+
+    from .test_train import make_npz, quick, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=24, n_test=6)
+    result = train(spec, quick(data, epochs=1, lr=1e-9, val_fraction=0.0), out=tmp_path / "run")
+    assert result.history[0]["train_loss"] > 1  # three classes: about ln 3 while the weights barely move
+    assert result.best_epoch == 1 and load(tmp_path / "run" / "best.safetensors")[1]["specc.epoch"] == "1"
+    assert json.loads((tmp_path / "run" / "test.json").read_text())["epoch"] == 1
