@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +168,148 @@ def test_state_file_without_the_asked_state(tmp_path):
         optimizer_state_from_tensors({}, meta)
     with pytest.raises(InputFileError, match="no random number generator state"):
         restore_rng_state(tensors)
+
+
+# --- a run killed at any moment of its writes resumes to the files of an unbroken run -------------
+
+
+class Killed(BaseException):
+    """A kill: no handler of specc's sees it, only `finally` blocks run."""
+
+
+def kill_at_rename(monkeypatch, run: Path, kill_after: int | None) -> list[str]:
+    """Count the files renamed into `run` (every file a run writes is written beside it and renamed);
+    with `kill_after`, the process 'dies' after that many renames, with the next file written, not renamed."""
+    real, renamed = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).parent == run:
+            if len(renamed) == kill_after:
+                raise Killed
+            renamed.append(Path(dst).name)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return renamed
+
+
+def run_files(run: Path) -> dict:
+    """What a finished run holds, timings left out: weights, their epochs, test.json, metrics, the state's epoch."""
+    from specc.runners.train import STATE_FILE
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    files = {
+        "metrics": [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows],
+        "test": json.loads((run / "test.json").read_text()),
+        "state epoch": load(run / STATE_FILE)[1]["specc.epoch"],
+        "curves": (run / "curves.png").stat().st_size > 0,
+        "temporary files": sorted(p.name for p in run.iterdir() if ".tmp" in p.name),
+    }
+    for name in ("last", "best"):
+        tensors, meta = load(run / f"{name}.safetensors")
+        files[name] = {k: v.tolist() for k, v in tensors.items()}, meta["specc.epoch"]
+    return files
+
+
+def cheap_curves(history, path, title, *rest) -> None:
+    """write_curves without matplotlib, written beside and renamed as it is: the same place in the sequence."""
+    tmp = path.with_name(path.name + ".tmp-curves")
+    tmp.write_text(json.dumps([title, history]))
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("best_epoch, val_fraction", [(1, None), (2, 0.0)])
+def test_a_kill_after_any_write_of_a_run_resumes_to_the_unbroken_run(tmp_path, monkeypatch, best_epoch, val_fraction):
+    from specc.runners import train as trainer
+
+    from .test_train import make_npz, quick, write_spec
+
+    monkeypatch.setattr(trainer, "write_curves", cheap_curves)
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=40, n_test=12)
+    # A tiny validation split ties at accuracy 1 from epoch 1 on, so the best stays at epoch 1; without
+    # one the score is the falling training loss, so the best is the last epoch: both kinds of stale best.
+    settings = quick(data, epochs=2, lr=0.05, batch_size=8, val_fraction=val_fraction)
+    whole = tmp_path / "whole"
+    with monkeypatch.context() as m:
+        writes = kill_at_rename(m, whole, None)
+        trainer.train(spec, settings, out=whole)
+    want = run_files(whole)
+    assert want["best"][1] == str(best_epoch) and want["test"]["epoch"] == best_epoch
+    assert writes.count(trainer.STATE_FILE) == 2 and writes[-1] == "test.json" and "best.safetensors" in writes
+
+    for kill_after in range(len(writes)):
+        run = tmp_path / f"killed-after-{kill_after}"
+        with monkeypatch.context() as m:
+            kill_at_rename(m, run, kill_after)
+            with pytest.raises(Killed):
+                trainer.train(spec, settings, out=run)
+        if (run / trainer.STATE_FILE).exists():
+            trainer.train(None, resume=run)
+        else:  # no epoch was committed: the same command again, in the folder specc made
+            trainer.train(spec, settings, out=run)
+        assert run_files(run) == want, f"killed with {writes[:kill_after]} renamed, {writes[kill_after]} written beside"
+
+
+# The process dies outright (os._exit: no handler, no `finally`) at the named rename into the run.
+HARD_KILL = """
+import os, sys
+from pathlib import Path
+real, seen = os.replace, []
+target, when = sys.argv.pop(1), sys.argv.pop(1)
+def replace(src, dst):
+    seen.append(Path(dst).name)
+    if seen.count(target) == 2 and seen[-1] == target and when == "before":
+        os._exit(137)
+    real(src, dst)
+    if seen.count(target) == 2 and seen[-1] == target:
+        os._exit(137)
+os.replace = replace
+from specc.cli import run
+sys.argv = ["specc", *sys.argv[1:]]
+run()
+"""
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_hard_kill_at_the_last_epochs_state_is_finished_by_resume(tmp_path, when):
+    """The kill of issue 10: right after (or just before) the final epoch's state is renamed."""
+    import subprocess
+    import sys
+
+    from specc.runners.train import STATE_FILE
+
+    from .test_train import invoke, make_npz, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=40, n_test=12)
+    run = tmp_path / "run"
+    flags = ["--data", str(data), "--epochs", "2", "--batch-size", "8", "--precision", "fp32", "--val-fraction", "0", "--out", str(run)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", HARD_KILL, STATE_FILE, when, "train", str(spec), *flags], env=env, capture_output=True)
+    assert done.returncode == 137, done.stderr
+    assert load(run / "last.safetensors")[1]["specc.epoch"] == "1" and not (run / "test.json").exists()
+    assert bool(list(run.glob("*.tmp-*"))) == (when == "before")
+
+    result = invoke("train", "--resume", str(run))
+    assert result.exit_code == 0, result.output
+    assert ("epoch 2/2" in result.output) == (when == "before")  # a committed epoch is never trained again
+    state, state_meta = load(run / STATE_FILE)
+    last, last_meta = load(run / "last.safetensors")
+    assert state_meta["specc.epoch"] == last_meta["specc.epoch"] == "2"
+    for name, tensor in last.items():
+        assert torch.equal(tensor, state[f"model/{name}"]), name
+    best_epoch = int(state_meta["specc.best_epoch"])
+    assert best_epoch == 2  # without validation the falling training loss makes every epoch the best so far
+    assert load(run / "best.safetensors")[1]["specc.epoch"] == "2" and json.loads((run / "test.json").read_text())["epoch"] == 2
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2 and not list(run.glob("*.tmp-*"))
+
+
+def test_a_run_without_validation_keeps_a_best_even_when_its_loss_stays_above_one(tmp_path):
+    from specc.runners.train import train
+
+    from .test_train import make_npz, quick, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=24, n_test=6)
+    result = train(spec, quick(data, epochs=1, lr=1e-9, val_fraction=0.0), out=tmp_path / "run")
+    assert result.history[0]["train_loss"] > 1  # three classes: about ln 3 while the weights barely move
+    assert result.best_epoch == 1 and load(tmp_path / "run" / "best.safetensors")[1]["specc.epoch"] == "1"
+    assert json.loads((tmp_path / "run" / "test.json").read_text())["epoch"] == 1

@@ -67,6 +67,15 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise InputFileError(f"{path} is not a complete safetensors file ({e})", hint=HINT) from None
 
 
+def epoch_of(path: Path) -> int | None:
+    """The `specc.epoch` a weights file of a run records; None where the file is missing or damaged."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return int((f.metadata() or {})["specc.epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
+
+
 # --- nested states (optimiser, scheduler) -------------------------------------
 
 

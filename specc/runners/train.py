@@ -31,8 +31,11 @@ Weights files carry metadata (specc.network, .classes, .mean, .std,
 
 Resume. The state file holds the weights too, so one atomic write makes a
 consistent checkpoint: a kill between writing two files cannot pair the
-weights of one epoch with the optimiser of another. On one CPU process a
-resumed run is bit-identical to an unbroken one.
+weights of one epoch with the optimiser of another. It is written first, as the
+commit point of an epoch; last, best, metrics and curves follow, and --resume
+writes them again from the state wherever a kill left them behind (each weights
+file records its epoch). On one CPU process a resumed run is bit-identical to an
+unbroken one.
 
 Several processes (torchrun): each takes every world_size-th index of the
 same permutation, a disjoint shard, like DistributedSampler; --batch-size is
@@ -256,7 +259,7 @@ class _Run:
         self.run_dir = resume  # where the run lives; rank 0 alone writes there, and makes it for a new run
         self.device = session.device
         self.history: list[dict] = []
-        self.best_epoch, self.best_acc = 0, -1.0
+        self.best_epoch, self.best_acc = 0, -math.inf  # without validation the score is -loss, which may be below -1
         self.saved_epoch = 0  # the epoch of the checkpoint on disk
 
     def run(self, out: str | Path | None, init_from: str | Path | None, inputs: dict[str, str | Path | None]) -> RunResult:
@@ -465,13 +468,31 @@ class _Run:
             more, more_meta = checkpoint.state_to_tensors(state.state_dict(), part)
             tensors |= more
             meta |= more_meta
+        # The state is the commit point: once it is renamed the epoch is done, and everything written
+        # after it (weights, metrics, curves) can be written again from it by --resume (see _repair).
         checkpoint.save_atomic(self.run_dir / STATE_FILE, tensors, meta)
         self.saved_epoch = epoch
+        self._write_after_state(epoch, best=improved)
+
+    def _write_after_state(self, epoch: int, best: bool) -> None:
+        weights = self.module.state_dict()
         checkpoint.save_atomic(self.run_dir / "last.safetensors", weights, self._weights_metadata(epoch))
-        if improved:
+        if best:
             checkpoint.save_atomic(self.run_dir / "best.safetensors", weights, self._weights_metadata(epoch))
-        _write_metrics(self.run_dir, self.history)
+        _write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
         write_curves(self.history, self.run_dir / "curves.png", curves_title(self.net.name, self.run_dir), self.task)
+
+    def _repair(self) -> None:
+        """Bring what follows the state up to it: a kill after the state's rename left the weights, metrics
+        and curves of the epoch before (or half their temporary files), and test.json of none."""
+        for stale in self.run_dir.glob("*.tmp-*"):
+            stale.unlink(missing_ok=True)
+        best = self.run_dir / "best.safetensors"
+        best_behind = self.best_epoch > 0 and checkpoint.epoch_of(best) != self.best_epoch
+        if best_behind and self.best_epoch != self.saved_epoch:  # only the state's own epoch can be written again
+            hint = _START_AGAIN.format(run_dir=self.run_dir)
+            raise InputFileError(f"{best} does not hold the weights of epoch {self.best_epoch}, the run's best", hint=hint)
+        self._write_after_state(self.saved_epoch, best=best_behind)  # the module holds the state's weights
 
     def _restore(self) -> int:
         """The state of the last completed epoch, read from the run directory; that epoch's number."""
@@ -502,9 +523,7 @@ class _Run:
         self.best_epoch, self.best_acc = int(meta["specc.best_epoch"]), float(meta["specc.best_score"])
         self.saved_epoch = int(meta["specc.epoch"])
         if self.session.is_main:
-            _write_metrics(self.run_dir, self.history)  # a kill after the checkpoint but before the metrics left them behind
-            for stale in self.run_dir.glob("*.tmp-*"):  # and a kill mid-write leaves its temporary file
-                stale.unlink(missing_ok=True)
+            self._repair()
         return self.saved_epoch
 
     def _final_test(self) -> Evaluation | None:
@@ -515,7 +534,7 @@ class _Run:
         sums = evaluate(self.module, self.x["test"], self.y["test"], self.normalise, self.task, self._precision, self.channels_last)
         test = summarise(sums, self.task)
         record = test.record(self.best_epoch)
-        (self.run_dir / "test.json").write_text(json.dumps(record) + "\n")
+        _write_text(self.run_dir / "test.json", json.dumps(record) + "\n")
         return test
 
     def _info(self, first_epoch: int) -> dict[str, Any]:
@@ -560,10 +579,11 @@ def epoch_order(n: int, generator: torch.Generator, rank: int, world_size: int, 
     return torch.randperm(n, generator=generator)[rank::world_size][:count]
 
 
-def _write_metrics(run_dir: Path, history: list[dict]) -> None:
-    tmp = run_dir / f"metrics.jsonl.tmp-{os.getpid()}"
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    os.replace(tmp, run_dir / "metrics.jsonl")
+def _write_text(path: Path, text: str) -> None:
+    """Written beside `path` and renamed over it, so that a kill leaves the old file or the new one, whole."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _interrupted(run_dir: Path | None, done: int) -> SpeccError:
