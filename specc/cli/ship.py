@@ -54,6 +54,7 @@ def export(spec: str, weights: str | None, output: str | None, opset: int):
 )
 def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resize: bool, as_json: bool, provider: str):
     """Classify IMAGES (PNG, JPEG) or the samples in --npz with MODEL, an ONNX file from `specc export`."""
+    from ..errors import printable
     from ..runners.predict import Predictor
 
     if not images and not npz:  # a command line without its arguments: click's usage error, exit 2
@@ -66,11 +67,12 @@ def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resi
         results = [p.to_json() for p in predictions]
         click.echo(json.dumps({"model": model, "provider": predictor.provider, "predictions": results}, indent=2))
         return
-    width = max(len(name) for name in predictor.classes)
+    # Class names and file names come from files: printed escaped, so that `\x1b[2J` in a name is text, not a cleared screen.
+    width = max(len(printable(name)) for name in predictor.classes)
     for prediction in predictions:
-        click.echo(prediction.source)
+        click.echo(printable(prediction.source))
         for name, probability in prediction.top:
-            click.echo(f"  {name:<{width}}  {probability:.3f}")
+            click.echo(f"  {printable(name):<{width}}  {probability:.3f}")
 
 
 @click.command()

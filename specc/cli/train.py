@@ -14,7 +14,7 @@ import time
 
 import click
 
-from ..errors import SpeccError, UsageError
+from ..errors import SpeccError, UsageError, printable
 from ..runners.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
 
 
@@ -160,6 +160,7 @@ def confusion_table(confusion: list[list[int]], classes: list[str]):
     """Rows are the true classes, columns the predicted ones; the diagonal is what was right."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     # No vertical rules: ten classes then fit an 80-column terminal.
     title = "confusion matrix (rows: true class, columns: predicted)"
@@ -171,9 +172,10 @@ def confusion_table(confusion: list[list[int]], classes: list[str]):
         table.add_column(str(i), justify="right", min_width=digits)
     table.add_column("recall", justify="right", min_width=6)
     for i, (name, row) in enumerate(zip(classes, confusion, strict=True)):
-        cells = [f"[bold]{n}[/bold]" if i == j else (str(n) if n else "[dim]0[/dim]") for j, n in enumerate(row)]
+        cells = [Text(str(n), style="bold" if i == j else "dim" if not n else "") for j, n in enumerate(row)]
         recall = row[i] / sum(row) if sum(row) else 0.0
-        table.add_row(f"{i} {name}", *cells, f"{recall:.3f}")
+        # Text, not markup: a class named [dog] or [/x] is shown as it is, not read as a style
+        table.add_row(Text(f"{i} {printable(name)}"), *cells, f"{recall:.3f}")
     return table
 
 
@@ -187,10 +189,10 @@ class PlainReporter:
     def start(self, info: dict) -> None:
         self.epochs = info["config"].epochs
         for line in _header(info):
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(printable(line), highlight=False, markup=False)
 
     def note(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(printable(text), highlight=False, markup=False)
 
     def epoch_start(self, epoch: int, epochs: int, images: int) -> None: ...
 
@@ -210,7 +212,7 @@ class PlainReporter:
             )
             if len(result.classes) <= 20:
                 self.console.print(confusion_table(test.confusion, result.classes))
-        self.console.print(f"run directory: {result.run_dir}", highlight=False)
+        self.console.print(f"run directory: {printable(str(result.run_dir))}", highlight=False, markup=False)
 
 
 class RichReporter(PlainReporter):

@@ -8,7 +8,6 @@ cross-entropy a framework reports, not a softmax fed to another softmax.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +139,10 @@ def evaluate_weights(
         raise InputFileError(f"the data ({splits.train.source}) has no test split to evaluate on", hint=data.LAYOUTS_HINT)
     classes = splits.test.classes
     check_classifier(net.network, classes)
-    mean, std = _normalisation(meta, splits.train.x)
+    mean, std = _normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
     model = logits_model(net.network, net.to_torch())
     _load_weights(model, tensors, Path(weights))
+    refuse_non_finite(tensors, Path(weights))
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
@@ -150,11 +150,31 @@ def evaluate_weights(
     return summarise(sums, len(classes)), classes
 
 
-def _normalisation(meta: dict[str, str], train_x: torch.Tensor) -> tuple[list[float], list[float]]:
+def _normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, channels: int) -> tuple[list[float], list[float]]:
     """The mean and std the weights were trained with; weights from elsewhere get the training data's."""
-    if "specc.mean" in meta and "specc.std" in meta:
-        return json.loads(meta["specc.mean"]), json.loads(meta["specc.std"])
+    from ..backends.onnx import read_metadata
+
+    values = read_metadata(meta, where)
+    if "mean" in values and "std" in values:
+        for key in ("mean", "std"):
+            if len(values[key]) != channels:
+                raise InputFileError(
+                    f"{where}: the metadata specc.{key} has {len(values[key])} numbers, but the spec's input has {channels} channels",
+                    hint="evaluate with the spec the weights were trained from (the run directory keeps it as spec.cnn)",
+                )
+        return values["mean"], values["std"]
     return data.normalisation(train_x)
+
+
+def refuse_non_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """NaN or infinite weights are a damaged file (or a run that diverged): say so before using them."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise InputFileError(
+            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}{more})",
+            hint="the file is damaged, or training diverged: use an earlier checkpoint, or train again with a lower learning rate",
+        )
 
 
 def _load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
