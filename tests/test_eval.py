@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from specc.runners.checkpoint import load as load_checkpoint
 from specc.runners.train import train
@@ -113,3 +114,20 @@ def test_class_names_with_markup_and_escapes_print_as_text(tmp_path):
     assert result.exit_code == 0, result.output
     assert "0 [/x]" in result.output and "1 [dog]" in result.output and "2 \\x1b[2Jclear" in result.output
     assert "\x1b" not in result.output
+
+
+def test_eval_and_test_json_agree_whatever_precision_training_ran_in(tmp_path):
+    """Training in bf16 tests its best weights in fp32, as eval does by default: the same weights give the same figures."""
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=96, n_test=60)
+    train(spec, quick(data, precision="bf16"), out=tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert record["precision"] == "fp32"
+    best = str(tmp_path / "run" / "best.safetensors")
+    result = invoke("eval", str(spec), "--weights", best, "--data", str(data))
+    assert f"test accuracy {record['accuracy']:.4f} ({round(record['accuracy'] * 60)}/60), loss {record['loss']:.4f}" in result.output
+    from specc.runners.evaluate import evaluate_weights
+
+    fp32, _ = evaluate_weights(spec, best, str(data))
+    bf16, _ = evaluate_weights(spec, best, str(data), precision="bf16")
+    assert fp32.loss == pytest.approx(record["loss"], rel=1e-6) and bf16.loss != fp32.loss  # the flag does change the arithmetic
+    assert invoke("eval", str(spec), "--weights", best, "--data", str(data), "--precision", "fp64").exit_code == 1

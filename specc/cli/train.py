@@ -81,13 +81,18 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, **flags):
 )
 @click.option("--data", help="Data with a test split; default $SPECC_DATA, then the installed Fashion-MNIST.")
 @click.option("--device", default="auto", help=f"One of {_choices(DEVICES)}.")
-def evaluate(spec, weights, data, device):
+@click.option(
+    "--precision", default="fp32", show_default=True, help=f"One of {_choices(PRECISIONS)}; fp32 gives the figure of the run's test.json."
+)
+def evaluate(spec, weights, data, device, precision):
     """Test accuracy, loss and confusion matrix of SPEC with WEIGHTS."""
     from ..runners.evaluate import evaluate_weights
 
     if device not in DEVICES:
         raise UsageError(f"--device {device}: unknown device", hint=f"choose from {_choices(DEVICES)}")
-    result, classes = evaluate_weights(spec, weights, data, device)
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: unknown precision", hint=f"choose from {_choices(PRECISIONS)}")
+    result, classes = evaluate_weights(spec, weights, data, device, precision)
     console = _console()
     console.print(
         f"test accuracy {result.accuracy:.4f} ({round(result.accuracy * result.count)}/{result.count}), loss {result.loss:.4f}",

@@ -125,11 +125,15 @@ def summarise(sums: torch.Tensor, classes: int) -> Evaluation:
 
 
 def evaluate_weights(
-    spec: str | Path, weights: str | Path, data_dir: str | None = None, device: str = "auto"
+    spec: str | Path, weights: str | Path, data_dir: str | None = None, device: str = "auto", precision: str = "fp32"
 ) -> tuple[Evaluation, list[str]]:
-    """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names."""
+    """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names.
+
+    `precision` is one of train's choices; fp32 by default, as training's own final test (test.json) runs.
+    """
     from ..api import load
     from .distributed import pick_device
+    from .train import _autocast_dtype
 
     net = load(spec)
     net.check()
@@ -146,7 +150,10 @@ def evaluate_weights(
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
-    sums = evaluate(model, test.x.to(chosen), test.y.to(chosen), Normalise(mean, std, chosen, test.x.dim() - 1), len(classes))
+    dtype = _autocast_dtype(precision, chosen)
+    autocast = contextlib.nullcontext if dtype is None else (lambda: torch.autocast(chosen.type, dtype=dtype))
+    normalise = Normalise(mean, std, chosen, test.x.dim() - 1)
+    sums = evaluate(model, test.x.to(chosen), test.y.to(chosen), normalise, len(classes), autocast)
     return summarise(sums, len(classes)), classes
 
 
