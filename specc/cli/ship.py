@@ -79,12 +79,20 @@ def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resi
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Batch for per-layer timings and throughput.")
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed iterations, after a warm-up.")
-def bench(spec: str, batch: int, iters: int):
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Threads of torch and of onnxruntime [default: the idle cores]."
+)
+def bench(spec: str, batch: int, iters: int, threads: int | None):
     """Time SPEC on this CPU: per-layer forward and backward, then torch eager against onnxruntime."""
-    from ..runners.bench import measure, tables
+    from ..runners.bench import busy_warning, default_threads, machine_load, measure, tables
 
     net = _load(spec)
-    click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations)...", err=True)
+    load, cores = machine_load()
+    warning = busy_warning(load, cores)
+    if warning:  # before measuring, not after the tables: the user may rather wait for an idle machine
+        click.echo(warning, err=True)
+    threads = threads or default_threads(load, cores)
+    click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations, {threads} threads)...", err=True)
     console = _console()
-    for table in tables(measure(net, batch, iters)):
+    for table in tables(measure(net, batch, iters, threads)):
         console.print(table)
