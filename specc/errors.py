@@ -113,7 +113,14 @@ def _unsafe(c: str) -> bool:
 def render(diag: Diagnostic, source: Source | None) -> str:
     """`file:line:col: severity: message`, the source line, a caret, then hint and notes; control characters escaped."""
     text = _render(diag, source)
-    return "\n".join(printable(line) for line in text.split("\n"))
+    return "\n".join(_clip(printable(line)) for line in text.split("\n"))
+
+
+MAX_LINE = 1000  # characters of one rendered line: a message quoting a 4,000-character token stays readable
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else f"{line[: MAX_LINE - 40]}…({len(line) - MAX_LINE + 40:,} characters more)"
 
 
 def _render(diag: Diagnostic, source: Source | None) -> str:

@@ -145,3 +145,8 @@ def test_a_config_json_of_the_wrong_types_exits_2_as_bad_json_does(tmp_path):
     (run / "config.json").write_text(json.dumps(config | {"epochs": "many"}))
     result = invoke("train", "--resume", str(run))
     assert result.exit_code == 2 and "config.json is not a valid configuration" in result.output and "Traceback" not in result.output
+
+
+def test_a_message_quoting_a_huge_token_is_clipped():
+    rendered = _rendered_error("input 1x8x8\ninit " + "9" * 4000 + "\n")
+    assert all(len(line) <= errors.MAX_LINE for line in rendered.splitlines()) and "characters more)" in rendered
