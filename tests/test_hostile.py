@@ -150,3 +150,18 @@ def test_a_config_json_of_the_wrong_types_exits_2_as_bad_json_does(tmp_path):
 def test_a_message_quoting_a_huge_token_is_clipped():
     rendered = _rendered_error("input 1x8x8\ninit " + "9" * 4000 + "\n")
     assert all(len(line) <= errors.MAX_LINE for line in rendered.splitlines()) and "characters more)" in rendered
+
+
+def test_the_end_of_training_prints_markup_in_names_as_text(tmp_path):
+    import numpy as np
+
+    from .test_train import invoke, make_npz, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    for split in ("train", "test"):
+        with np.load(data / f"{split}.npz") as arrays:
+            np.savez(data / f"{split}.npz", x=arrays["x"], y=arrays["y"], classes=np.array(["[dog]", "[/x]", "cat"]))
+    run = tmp_path / "[/x]"
+    result = invoke("train", str(spec), "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert "0 [dog]" in result.output and "1 [/x]" in result.output and f"run directory: {run}" in result.output
