@@ -127,7 +127,7 @@ def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[
     channels = net.input_shape[0]
     classes = [str(i) for i in range(output_shape[0])] if output_shape and len(output_shape) == 1 else []
     defaults = {"classes": classes, "mean": [0.0] * channels, "std": [1.0] * channels, "input_shape": list(net.input_shape)}
-    values = defaults | read_metadata(trained, str(weights), outputs=len(classes) if classes else None)
+    values = defaults | read_metadata(trained, str(weights))  # types here; whether they fit this spec below
     if values["input_shape"] != list(net.input_shape):
         raise InputFileError(
             f"{weights} was trained on inputs of {_dims(values['input_shape'])}, but the spec takes {_dims(net.input_shape)}",
