@@ -9,6 +9,7 @@ a caret under the culprit, and a hint.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 # Exit codes of the CLI, named once.
@@ -93,8 +94,36 @@ class Source:
         return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters as Python writes them (`\\x1b`, `\\n`), the rest as it is.
+
+    For whatever came from a file or a command line (class names, paths, metadata): an escape sequence in a
+    class name would otherwise clear the user's screen.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if _unsafe(c) else c for c in text)
+
+
+def _unsafe(c: str) -> bool:
+    """Control and format characters (escapes, bidi overrides), but not a tab, which stays a tab."""
+    return c != "\t" and unicodedata.category(c).startswith("C")
+
+
 def render(diag: Diagnostic, source: Source | None) -> str:
-    """`file:line:col: severity: message`, the source line, a caret, then hint and notes."""
+    """`file:line:col: severity: message`, the source line, a caret, then hint and notes; control characters escaped."""
+    text = _render(diag, source)
+    return "\n".join(_clip(printable(line)) for line in text.split("\n"))
+
+
+MAX_LINE = 1000  # characters of one rendered line: a message quoting a 4,000-character token stays readable
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else f"{line[: MAX_LINE - 40]}…({len(line) - MAX_LINE + 40:,} characters more)"
+
+
+def _render(diag: Diagnostic, source: Source | None) -> str:
     if diag.span is None or source is None:
         head = f"{source.path}: " if source is not None else ""
         out = [f"{head}{diag.severity}: {diag.message}"]
@@ -127,6 +156,7 @@ def _excerpt(source: Source, span: Span) -> list[str]:
     right = "…" if first + EXCERPT_WIDTH < len(text) else ""
     width = max(1, min(end - 1, first + EXCERPT_WIDTH) - start)
     # Tabs stay tabs under the source, so the caret lines up whatever the terminal's tab width.
+    shown = "".join("\ufffd" if _unsafe(c) else c for c in shown)  # one cell each: the caret stays in place
     pad = " " * len(left) + "".join("\t" if c == "\t" else " " for c in text[first:start])
     caret = " " * (len(gutter) - 2) + "| " + pad + "^" + "~" * (width - 1)
     return [gutter + left + shown + right, caret]

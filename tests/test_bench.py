@@ -70,3 +70,33 @@ def test_busy_machine_is_flagged():
     figures = bench.Bench("n", 2, 1, 2, [], 1.0, 1.0, bench.Speed(1, 2.0, 1.0), bench.Speed(2, 2.0, 1.0), load=3.5, cores=2)
     assert figures.busy
     assert "not reliable" in str(bench.tables(figures)[-1])
+
+
+def test_both_engines_run_on_the_pinned_threads(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    sessions = []
+
+    def session(path, threads):
+        made = real_session(path, threads)
+        sessions.append((made.get_session_options().intra_op_num_threads, torch.get_num_threads()))
+        return made
+
+    real_session = bench._session
+    monkeypatch.setattr(bench, "_session", session)
+    figures = bench.measure(specc.loads(TINY, "tiny.cnn"), batch=2, iters=1, threads=1)
+    assert figures.threads == 1 and sessions == [(1, 1)]  # onnxruntime's threads, and torch's while it was timed
+    assert torch.get_num_threads() == before
+
+
+def test_a_busy_machine_gets_fewer_threads_and_a_warning_before_measuring(tmp_path: Path, monkeypatch):
+    assert bench.default_threads(None, 4) >= 1 and bench.default_threads(7.6, 8) == 1 and bench.default_threads(0.2, 1) == 1
+    monkeypatch.setattr(bench, "machine_load", lambda: (5.0, 2))
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    result = CliRunner().invoke(main, ["bench", str(spec), "--iters", "1", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.index("warning: the load average is 5.00 on 2 cores") < result.stderr.index("timing tiny")
+    assert "torch eager, 1 thread" in result.stdout and "onnxruntime, 1 thread" in result.stdout
+    assert "measured under a load average of 5.00" in result.stdout

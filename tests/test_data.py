@@ -440,3 +440,31 @@ def test_fashion_mnist_is_known_by_its_labels_in_a_folder_of_any_name(tmp_path):
     assert is_fashion_mnist(folder)
     digits = make_idx_dir(tmp_path / "digits")  # the same layout, other labels: digit names
     assert not is_fashion_mnist(digits) and load_splits(str(digits), (1, 4, 4)).train.classes[9] == "9"
+
+
+def test_an_npz_member_that_is_not_npy_data_is_refused(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "train.npz", "w") as archive:
+        archive.writestr("x.npy", b"hello, not npy")
+        archive.writestr("y.npy", b"nor this")
+    with pytest.raises(InputFileError, match="x is not an array saved by numpy"):
+        load_splits(str(tmp_path / "train.npz"), (1, 4, 4))
+
+
+def test_longdouble_and_half_samples_are_read_as_float32(tmp_path):
+    x = np.random.default_rng(0).random((8, 4, 4))
+    for dtype in (np.longdouble, np.float16):
+        np.savez(tmp_path / "train.npz", x=x.astype(dtype), y=np.arange(8) % 2)
+        splits = load_splits(str(tmp_path / "train.npz"), (1, 4, 4), val_fraction=0)
+        assert splits.train.x.dtype == torch.float32
+        want = np.sort(x.astype(dtype).astype(np.float32).ravel())  # sorted: the split may shuffle the samples
+        assert np.array_equal(np.sort(splits.train.x.numpy().ravel()), want)
+
+
+def test_nan_samples_are_refused(tmp_path):
+    x = np.zeros((4, 4, 4), dtype=np.float32)
+    x[1, 2, 3] = np.nan
+    np.savez(tmp_path / "train.npz", x=x, y=np.arange(4) % 2)
+    with pytest.raises(InputFileError, match="x holds NaN or infinite values"):
+        load_splits(str(tmp_path / "train.npz"), (1, 4, 4))

@@ -130,3 +130,38 @@ def test_compile_print_is_the_file_byte_for_byte(spec, columns, tmp_path):
     assert runner.invoke(main, ["compile", str(spec), "-o", str(model)]).exit_code == 0
     printed = runner.invoke(main, ["compile", str(spec), "--print"])
     assert printed.exit_code == 0 and printed.stdout_bytes == model.read_bytes()
+
+
+# ---- a damaged run directory --------------------------------------------------------------------
+
+
+def test_a_config_json_of_the_wrong_types_exits_2_as_bad_json_does(tmp_path):
+    from .test_train import invoke, make_npz, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    run = tmp_path / "run"
+    assert invoke("train", str(spec), "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(run)).exit_code == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | {"epochs": "many"}))
+    result = invoke("train", "--resume", str(run))
+    assert result.exit_code == 2 and "config.json is not a valid configuration" in result.output and "Traceback" not in result.output
+
+
+def test_a_message_quoting_a_huge_token_is_clipped():
+    rendered = _rendered_error("input 1x8x8\ninit " + "9" * 4000 + "\n")
+    assert all(len(line) <= errors.MAX_LINE for line in rendered.splitlines()) and "characters more)" in rendered
+
+
+def test_the_end_of_training_prints_markup_in_names_as_text(tmp_path):
+    import numpy as np
+
+    from .test_train import invoke, make_npz, write_spec
+
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    for split in ("train", "test"):
+        with np.load(data / f"{split}.npz") as arrays:
+            np.savez(data / f"{split}.npz", x=arrays["x"], y=arrays["y"], classes=np.array(["[dog]", "[/x]", "cat"]))
+    run = tmp_path / "[/x]"
+    result = invoke("train", str(spec), "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert "0 [dog]" in result.output and "1 [/x]" in result.output and f"run directory: {run}" in result.output

@@ -246,3 +246,80 @@ def test_auto_provider_tries_cuda_quietly_and_falls_back(exported, capfd, monkey
     if not really_has_a_gpu:
         assert predictor.provider == "CPUExecutionProvider"
     assert capfd.readouterr().err == ""
+
+
+# ---- damaged files and hostile metadata: a clear error, names printed as text ----------------------
+
+
+def with_metadata(source: Path, target: Path, **entries: str) -> Path:
+    model = onnx.load(source)
+    props = {p.key: p.value for p in model.metadata_props} | {f"specc.{k}": v for k, v in entries.items()}
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"input_shape": "5"}, "specc.input_shape must be a list of 1 to 4 sizes"),
+        ({"input_shape": "[1, 0, 28]"}, "specc.input_shape must be a list of 1 to 4 sizes"),
+        ({"classes": '["a", "b"]'}, "specc.classes must be one name per output of the network (10), but it has 2"),
+        ({"classes": '{"a": 1}'}, "specc.classes must be a list of class names"),
+        ({"mean": '["x"]'}, "specc.mean must be a list of finite numbers"),
+        ({"mean": "[0.1, 0.2]"}, "specc.mean must be one number per input channel (1), but it has 2"),
+        ({"std": "[0]"}, "specc.std must be positive numbers"),
+        ({"std": "[NaN]"}, "specc.std must be a list of finite numbers"),
+        ({"mean": "[[[[["}, "specc.mean is not JSON"),
+    ],
+)
+def test_damaged_metadata_is_named(exported, tmp_path: Path, entries: dict, message: str):
+    model = with_metadata(exported[0], tmp_path / "damaged.onnx", **entries)
+    np.savez(tmp_path / "items.npz", x=fashion_images(2))
+    result = cli(model, "--npz", tmp_path / "items.npz")
+    assert result.exit_code == EXIT_BAD_SPEC and message in result.stderr, result.output
+
+
+def test_an_empty_onnx_file_is_refused(exported, tmp_path: Path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    result = cli(tmp_path / "empty.onnx", "--npz", tmp_path / "none.npz")
+    assert result.exit_code == EXIT_BAD_SPEC and "is not an ONNX model onnxruntime can run" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not npy", "x is not an array saved by numpy"),
+        ("nan", "holds NaN or infinite values"),
+        ("inf", "holds NaN or infinite values"),
+    ],
+)
+def test_damaged_npz_samples_are_refused(exported, tmp_path: Path, case: str, message: str):
+    path = tmp_path / "items.npz"
+    if case == "not npy":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("x.npy", b"hello, not npy")
+    else:
+        np.savez(path, x=np.full((2, 1, 28, 28), np.nan if case == "nan" else np.inf, dtype=np.float32))
+    result = cli(exported[0], "--npz", path)
+    assert result.exit_code == EXIT_BAD_SPEC and message in result.stderr, result.output
+
+
+def test_longdouble_samples_are_read(exported, tmp_path: Path):
+    pixels = fashion_images(2)
+    np.savez(tmp_path / "items.npz", x=(pixels / 255).astype(np.longdouble))
+    np.savez(tmp_path / "same.npz", x=pixels)
+    assert cli(exported[0], "--npz", tmp_path / "items.npz").stdout.replace("items", "same") == cli(
+        exported[0], "--npz", tmp_path / "same.npz"
+    ).stdout
+
+
+def test_class_names_reach_the_terminal_as_text(exported, tmp_path: Path):
+    names = ["\x1b[2Jclear", "[/x]", "[dog]", *FASHION_CLASSES[3:]]
+    model = with_metadata(exported[0], tmp_path / "names.onnx", classes=json.dumps(names))
+    np.savez(tmp_path / "items.npz", x=fashion_images(3))
+    result = cli(model, "--npz", tmp_path / "items.npz", "--top", "10")
+    assert result.exit_code == 0 and "\x1b" not in result.stdout
+    assert "\\x1b[2Jclear" in result.stdout and "[/x]" in result.stdout and "[dog]" in result.stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
 from contextlib import contextmanager
@@ -86,8 +87,10 @@ def export(spec: str | Path | Net, output: str | Path, weights: str | Path | Non
 def _load_weights(model, path: Path, net: Net) -> dict[str, str]:
     """Load `path` into `model`, or say which tensors do not fit; return the file's metadata."""
     from ..runners.checkpoint import load as load_checkpoint
+    from ..runners.evaluate import refuse_non_finite
 
     tensors, meta = load_checkpoint(path)
+    refuse_non_finite(tensors, path)  # else onnxruntime and torch "disagree by nan", which blames the exporter
     expected = model.state_dict()
     missing = [name for name in expected if name not in tensors]
     unexpected = [name for name in tensors if name not in expected]
@@ -123,12 +126,8 @@ def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[
     """The ONNX metadata: the trained file's values where it has them, neutral defaults where not."""
     channels = net.input_shape[0]
     classes = [str(i) for i in range(output_shape[0])] if output_shape and len(output_shape) == 1 else []
-    values = {
-        "classes": _trained(trained, "specc.classes", classes, weights),
-        "mean": _trained(trained, "specc.mean", [0.0] * channels, weights),
-        "std": _trained(trained, "specc.std", [1.0] * channels, weights),
-        "input_shape": _trained(trained, "specc.input_shape", list(net.input_shape), weights),
-    }
+    defaults = {"classes": classes, "mean": [0.0] * channels, "std": [1.0] * channels, "input_shape": list(net.input_shape)}
+    values = defaults | read_metadata(trained, str(weights))  # types here; whether they fit this spec below
     if values["input_shape"] != list(net.input_shape):
         raise InputFileError(
             f"{weights} was trained on inputs of {_dims(values['input_shape'])}, but the spec takes {_dims(net.input_shape)}",
@@ -152,13 +151,67 @@ def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[
     return meta
 
 
-def _trained(trained: dict[str, str], key: str, default, weights):
-    if key not in trained:
-        return default
+# --- metadata, as every reader takes it ------------------------------------------
+
+
+def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) -> dict:
+    """The specc.* entries of an ONNX file's or a weights file's metadata, parsed and checked.
+
+    The one place that reads them, for predict, eval and export alike: a file written elsewhere, or
+    damaged, is refused here with the entry named, not later with a traceback. Keys absent stay absent
+    (the caller decides what it needs); `outputs`, where known, is how many class names there must be.
+    """
+    values = {key: _entry(meta, f"specc.{key}", where) for key in ("input_shape", "classes", "mean", "std") if f"specc.{key}" in meta}
+    shape = values.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 4 and all(_count(d) for d in shape)):
+        _damaged(where, "input_shape", "a list of 1 to 4 sizes such as [1, 28, 28]", meta)
+    classes = values.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(map(_class_name, classes))):
+        _damaged(where, "classes", "a list of class names", meta)
+    if classes is not None:
+        values["classes"] = [str(c) for c in classes]
+        if outputs is not None and len(classes) != outputs:
+            _damaged(where, "classes", f"one name per output of the network ({outputs}), but it has {len(classes)}", meta)
+    for key in ("mean", "std"):
+        numbers = values.get(key)
+        if numbers is None:
+            continue
+        if not (isinstance(numbers, list) and numbers and all(_finite(v) for v in numbers)):
+            _damaged(where, key, "a list of finite numbers, one per input channel", meta)
+        if shape is not None and len(numbers) != shape[0]:
+            _damaged(where, key, f"one number per input channel ({shape[0]}), but it has {len(numbers)}", meta)
+    if any(v <= 0 for v in values.get("std", [])):
+        _damaged(where, "std", "positive numbers (each channel is divided by its standard deviation)", meta)
+    if "specc.output" in meta and meta["specc.output"] not in ("probabilities", "logits"):
+        _damaged(where, "output", "'probabilities' or 'logits'", meta)
+    return values
+
+
+def _entry(meta: dict[str, str], key: str, where: str):
     try:
-        return json.loads(trained[key])
-    except ValueError:
-        raise InputFileError(f"{weights}: the metadata {key} is not JSON: {trained[key][:80]!r}") from None
+        return json.loads(meta[key])
+    except (ValueError, RecursionError):
+        raise InputFileError(f"{where}: the metadata {key} is not JSON: {meta[key][:80]!r}", hint=_REEXPORT) from None
+
+
+def _class_name(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _damaged(where: str, key: str, expected: str, meta: dict[str, str]) -> None:
+    found = meta.get(f"specc.{key}", "")[:80]
+    raise InputFileError(f"{where}: the metadata specc.{key} must be {expected}; it is {found!r}", hint=_REEXPORT)
+
+
+_REEXPORT = "the file was damaged or not written by specc: train or export it again with specc"
 
 
 def _ends_in_softmax(nodes: list[Node]) -> bool:

@@ -60,6 +60,7 @@ def export(spec: str, weights: str | None, output: str | None, opset: int):
 )
 def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resize: bool, as_json: bool, provider: str):
     """Classify IMAGES (PNG, JPEG) or the samples in --npz with MODEL, an ONNX file from `specc export`."""
+    from ..errors import printable
     from ..runners.predict import Predictor
 
     if not images and not npz:  # a command line without its arguments: click's usage error, exit 2
@@ -72,11 +73,12 @@ def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resi
         results = [p.to_json() for p in predictions]
         click.echo(json.dumps({"model": model, "provider": predictor.provider, "predictions": results}, indent=2))
         return
-    width = max(len(name) for name in predictor.classes)
+    # Class names and file names come from files: printed escaped, so that `\x1b[2J` in a name is text, not a cleared screen.
+    width = max(len(printable(name)) for name in predictor.classes)
     for prediction in predictions:
-        click.echo(prediction.source)
+        click.echo(printable(prediction.source))
         for name, probability in prediction.top:
-            click.echo(f"  {name:<{width}}  {probability:.3f}")
+            click.echo(f"  {printable(name):<{width}}  {probability:.3f}")
 
 
 @click.command()
@@ -91,14 +93,22 @@ def predict(model: str, images: tuple[str, ...], npz: str | None, top: int, resi
     help="Batch for per-layer timings and throughput.",
 )
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed iterations, after a warm-up.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Threads of torch and of onnxruntime [default: the idle cores]."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only the tables: no note while measuring.")
-def bench(spec: str, batch: int, iters: int, quiet: bool):
+def bench(spec: str, batch: int, iters: int, threads: int | None, quiet: bool):
     """Time SPEC on this CPU: per-layer forward and backward, then torch eager against onnxruntime."""
-    from ..runners.bench import measure, tables
+    from ..runners.bench import busy_warning, default_threads, machine_load, measure, tables
 
     net = _load(spec)
+    load, cores = machine_load()
+    warning = busy_warning(load, cores)
+    if warning:  # before measuring, not after the tables, and even when quiet: the user may rather wait for an idle machine
+        click.echo(warning, err=True)
+    threads = threads or default_threads(load, cores)
     if not quiet:
-        click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations)...", err=True)
+        click.echo(f"timing {net.name} (random weights, batch {batch}, {iters} iterations, {threads} threads)...", err=True)
     console = _console()
-    for table in tables(measure(net, batch, iters)):
+    for table in tables(measure(net, batch, iters, threads)):
         console.print(table)

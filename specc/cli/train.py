@@ -14,7 +14,7 @@ import time
 
 import click
 
-from ..errors import SpeccError, UsageError
+from ..errors import SpeccError, UsageError, printable
 from ..runners.config import AUGMENTATIONS, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 
 
@@ -107,14 +107,21 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, quiet, **flags):
 @click.option("--data", help="Data with a test split; default $SPECC_DATA, then the installed Fashion-MNIST.")
 @click.option("--device", default="auto", shell_complete=_completes(DEVICES), help=f"One of {_choices(DEVICES)}.")
 @click.option("--loss", shell_complete=_completes(LOSSES), help=f"One of {_choices(LOSSES)}; default: the spec's train setting, else auto.")
-def evaluate(spec, weights, data, device, loss):
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    shell_complete=_completes(PRECISIONS),
+    help=f"One of {_choices(PRECISIONS)}; fp32 gives the figure of the run's test.json.",
+)
+def evaluate(spec, weights, data, device, loss, precision):
     """Test loss and metrics (accuracy and confusion matrix for classes) of SPEC with WEIGHTS."""
     from ..runners.evaluate import evaluate_weights
 
-    for flag, value, choices in (("device", device, DEVICES), ("loss", loss, LOSSES)):
+    for flag, value, choices in (("device", device, DEVICES), ("loss", loss, LOSSES), ("precision", precision, PRECISIONS)):
         if value is not None and value not in choices:
             raise UsageError(f"--{flag} {value}: unknown {flag}", hint=f"choose from {_choices(choices)}")
-    result, classes = evaluate_weights(spec, weights, data, device, loss)
+    result, classes = evaluate_weights(spec, weights, data, device, loss, precision)
     task = result.task
     console = _console()
     console.print(f"test {test_summary(result, task)}", highlight=False, markup=False)
@@ -209,6 +216,7 @@ def confusion_table(confusion: list[list[int]], classes: list[str]):
     """Rows are the true classes, columns the predicted ones; the diagonal is what was right."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     # No vertical rules: ten classes then fit an 80-column terminal.
     title = "confusion matrix (rows: true class, columns: predicted)"
@@ -220,9 +228,10 @@ def confusion_table(confusion: list[list[int]], classes: list[str]):
         table.add_column(str(i), justify="right", min_width=digits)
     table.add_column("recall", justify="right", min_width=6)
     for i, (name, row) in enumerate(zip(classes, confusion, strict=True)):
-        cells = [f"[bold]{n}[/bold]" if i == j else (str(n) if n else "[dim]0[/dim]") for j, n in enumerate(row)]
+        cells = [Text(str(n), style="bold" if i == j else "dim" if not n else "") for j, n in enumerate(row)]
         recall = row[i] / sum(row) if sum(row) else 0.0
-        table.add_row(f"{i} {name}", *cells, f"{recall:.3f}")
+        # Text, not markup: a class named [dog] or [/x] is shown as it is, not read as a style
+        table.add_row(Text(f"{i} {printable(name)}"), *cells, f"{recall:.3f}")
     return table
 
 
@@ -238,10 +247,10 @@ class PlainReporter:
         self.epochs = info["config"].epochs
         self.task, self.metric = info["task"], info["task"].metric
         for line in _header(info):
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(printable(line), highlight=False, markup=False)
 
     def note(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(printable(text), highlight=False, markup=False)
 
     def epoch_start(self, epoch: int, epochs: int, images: int) -> None: ...
 
@@ -262,7 +271,7 @@ class PlainReporter:
             )
             if table and test.confusion is not None and len(result.classes) <= 20:
                 self.console.print(confusion_table(test.confusion, result.classes))
-        self.console.print(f"run directory: {result.run_dir}", highlight=False, markup=False)
+        self.console.print(f"run directory: {printable(str(result.run_dir))}", highlight=False, markup=False)
 
 
 class QuietReporter(PlainReporter):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import Source, Span, SpeccError, UsageError
+from ..errors import InputFileError, Source, Span, SpeccError, UsageError
 
 Optimizer = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["constant", "step", "cosine", "onecycle"]
@@ -138,7 +138,8 @@ def from_saved(saved: dict, flags: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig(**recipe)
     except ValidationError as err:
-        raise UsageError(f"the run's config.json is not a valid configuration ({err.errors()[0]['msg']})") from None
+        # a damaged input file, as bad JSON in it is: exit 2 for both
+        raise InputFileError(f"the run's config.json is not a valid configuration ({err.errors()[0]['msg']})") from None
 
 
 def _setting_error(field: str, value: Any, message: str, source: Source | None) -> SpeccError:

@@ -369,6 +369,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
             x, y = arrays["x"], arrays["y"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise InputFileError(f"{path} is not a readable .npz file ({e})", hint=hint) from None
+    for name, array in (("x", x), ("y", y), ("classes", names)):
+        if array is not None and not isinstance(array, np.ndarray):  # np.load gives a member that is not .npy data as bytes
+            raise InputFileError(f"{path}: {name} is not an array saved by numpy (not .npy data)", hint=hint)
     if names is not None and names.ndim != 1:
         raise InputFileError(
             f"{path}: classes must be a list of names, one per class, not a {names.dtype} array of shape {names.shape}", hint=hint
@@ -408,8 +411,10 @@ def _npz_samples(path: Path, x: np.ndarray, input_shape: tuple[int, ...]) -> tor
         )
     if x.dtype == np.uint8:
         samples = torch.from_numpy(x).to(torch.float32).div_(255)
-    elif x.dtype.kind == "f":
-        samples = torch.from_numpy(x).to(torch.float32)
+    elif x.dtype.kind == "f":  # through numpy: torch has no longdouble, nor float16 on every path
+        samples = torch.from_numpy(x.astype(np.float32))
     else:
         raise InputFileError(f"{path}: x is {x.dtype}, but must be uint8 (scaled by 1/255) or float")
+    if not torch.isfinite(samples).all():
+        raise InputFileError(f"{path}: x holds NaN or infinite values", hint="replace or drop the damaged samples")
     return samples.unsqueeze(1) if samples.dim() == len(input_shape) else samples  # N x H x W: the channel is implied

@@ -8,7 +8,6 @@ loss is the one a framework reports, not a softmax fed to another softmax.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from pathlib import Path
 
@@ -88,15 +87,22 @@ def summarise(sums: torch.Tensor, task: Task) -> Evaluation:
 
 
 def evaluate_weights(
-    spec: str | Path, weights: str | Path, data_dir: str | None = None, device: str = "auto", loss: str | None = None
+    spec: str | Path,
+    weights: str | Path,
+    data_dir: str | None = None,
+    device: str = "auto",
+    loss: str | None = None,
+    precision: str = "fp32",
 ) -> tuple[Evaluation, list[str]]:
     """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names.
 
     `loss` is as in training (auto, cross_entropy, bce, mse); None takes the spec's train setting, else auto.
+    `precision` is one of train's choices; fp32 by default, as training's own final test (test.json) runs.
     """
     from ..api import load
     from .config import resolve
     from .distributed import pick_device
+    from .train import _autocast_dtype
 
     net = load(spec)
     net.check()
@@ -107,22 +113,45 @@ def evaluate_weights(
     if splits.test is None:
         raise InputFileError(f"the data ({splits.train.source}) has no test split to evaluate on", hint=data.LAYOUTS_HINT)
     task = choose(net.network, loss, splits.test.y, splits.test.classes)
-    mean, std = _normalisation(meta, splits.train.x)
+    mean, std = _normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
     model = logits_model(net.network, net.to_torch(), task)
     _load_weights(model, tensors, Path(weights))
+    refuse_non_finite(tensors, Path(weights))
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
+    dtype = _autocast_dtype(precision, chosen)
+    autocast = contextlib.nullcontext if dtype is None else (lambda: torch.autocast(chosen.type, dtype=dtype))
     y = task.targets(test.y).to(chosen)
-    sums = evaluate(model, test.x.to(chosen), y, Normalise(mean, std, chosen, test.x.dim() - 1), task)
+    sums = evaluate(model, test.x.to(chosen), y, Normalise(mean, std, chosen, test.x.dim() - 1), task, autocast)
     return summarise(sums, task), task.classes
 
 
-def _normalisation(meta: dict[str, str], train_x: torch.Tensor) -> tuple[list[float], list[float]]:
+def _normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, channels: int) -> tuple[list[float], list[float]]:
     """The mean and std the weights were trained with; weights from elsewhere get the training data's."""
-    if "specc.mean" in meta and "specc.std" in meta:
-        return json.loads(meta["specc.mean"]), json.loads(meta["specc.std"])
+    from ..backends.onnx import read_metadata
+
+    values = read_metadata(meta, where)
+    if "mean" in values and "std" in values:
+        for key in ("mean", "std"):
+            if len(values[key]) != channels:
+                raise InputFileError(
+                    f"{where}: the metadata specc.{key} has {len(values[key])} numbers, but the spec's input has {channels} channels",
+                    hint="evaluate with the spec the weights were trained from (the run directory keeps it as spec.cnn)",
+                )
+        return values["mean"], values["std"]
     return data.normalisation(train_x)
+
+
+def refuse_non_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """NaN or infinite weights are a damaged file (or a run that diverged): say so before using them."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise InputFileError(
+            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}{more})",
+            hint="the file is damaged, or training diverged: use an earlier checkpoint, or train again with a lower learning rate",
+        )
 
 
 def _load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
-import json
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -58,11 +57,15 @@ class Predictor:
                 f"{self.path} is an ONNX model, but not one specc exported: it has no {', '.join(missing)} metadata",
                 hint="export it with `specc export SPEC -o FILE.onnx`; predict needs the input normalisation and class names",
             )
+        from ..backends.onnx import read_metadata
+
         self.network = meta.get("specc.network", self.path.stem)
-        self.input_shape = tuple(_json(meta, "specc.input_shape", self.path))
-        self.classes = [str(c) for c in _json(meta, "specc.classes", self.path)]
-        self.mean = np.asarray(_json(meta, "specc.mean", self.path), dtype=np.float32)
-        self.std = np.asarray(_json(meta, "specc.std", self.path), dtype=np.float32)
+        outputs = self.session.get_outputs()[0].shape
+        values = read_metadata(meta, str(self.path), outputs[1] if len(outputs) == 2 and isinstance(outputs[1], int) else None)
+        self.input_shape = tuple(values["input_shape"])
+        self.classes = values["classes"]
+        self.mean = np.asarray(values["mean"], dtype=np.float32)
+        self.std = np.asarray(values["std"], dtype=np.float32)
         self.outputs_probabilities = meta["specc.output"] == "probabilities"
         if not self.classes:
             raise InputFileError(f"{self.path}: {self.network} does not end in one score per class, so it cannot classify")
@@ -146,6 +149,8 @@ class Predictor:
             x = x.astype(np.float32) / 255
         elif x.dtype.kind == "f":
             x = x.astype(np.float32)
+            if not np.isfinite(x).all():  # the network would answer nan for every class
+                raise InputFileError(f"{where} holds NaN or infinite values", hint="replace or drop the damaged samples")
         else:
             raise InputFileError(f"{where} holds {x.dtype} values, but must be uint8 (scaled by 1/255) or float")
         if x.ndim == len(self.input_shape) and self.input_shape[0] == 1:
@@ -179,9 +184,12 @@ def read_npz(path: Path) -> np.ndarray:
         with np.load(path, allow_pickle=False) as arrays:
             if "x" not in arrays.files:
                 raise InputFileError(f"{path} has arrays {sorted(arrays.files) or 'none'}, but no x", hint=hint)
-            return arrays["x"]
+            x = arrays["x"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise InputFileError(f"{path} is not a readable .npz file ({err})", hint=hint) from None
+    if not isinstance(x, np.ndarray):  # np.load gives a member that is not .npy data as bytes
+        raise InputFileError(f"{path}: x is not an array saved by numpy (not .npy data)", hint=hint)
+    return x
 
 
 # --- onnxruntime sessions ------------------------------------------------------
@@ -189,7 +197,7 @@ def read_npz(path: Path) -> np.ndarray:
 
 def _session(path: Path, provider: str):
     import onnxruntime as ort
-    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoModel
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoModel
     from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as Unsupported
 
     if provider not in PROVIDERS:
@@ -198,7 +206,7 @@ def _session(path: Path, provider: str):
         raise InputFileError(f"no such model file: {path}", hint="`specc export` writes one")
     try:
         return _start(ort, path, provider)
-    except (InvalidProtobuf, InvalidGraph, NoModel, Fail, Unsupported) as err:
+    except (InvalidProtobuf, InvalidGraph, InvalidArgument, NoModel, Fail, Unsupported) as err:  # InvalidArgument: an empty file
         raise InputFileError(f"{path} is not an ONNX model onnxruntime can run: {_reason(err)}", hint="`specc export` writes one") from None
 
 
@@ -252,13 +260,6 @@ def _onnxruntime_silenced(ort):
 
 def _label(item) -> str:
     return str(item) if isinstance(item, str | Path) else getattr(item, "filename", "") or "the image"
-
-
-def _json(meta: dict[str, str], key: str, path: Path):
-    try:
-        return json.loads(meta[key])
-    except ValueError:
-        raise InputFileError(f"{path}: the metadata {key} is not JSON", hint="export the model again") from None
 
 
 def _slices(x: np.ndarray, size: int):
