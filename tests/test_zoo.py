@@ -45,6 +45,7 @@ ZOO = {
     "resnext50_32x4d": Model("torchvision/resnext50_32x4d.cnn", "resnext50_32x4d", batch=1),
     "wide_resnet50_2": Model("torchvision/wide_resnet50_2.cnn", "wide_resnet50_2", slow=True, batch=1),
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
+    "mobilenet_v3_small": Model("torchvision/mobilenet_v3_small.cnn", "mobilenet_v3_small", batch=1),
 }
 
 
