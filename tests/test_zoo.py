@@ -46,6 +46,7 @@ ZOO = {
     "wide_resnet50_2": Model("torchvision/wide_resnet50_2.cnn", "wide_resnet50_2", slow=True, batch=1),
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
     "mobilenet_v3_small": Model("torchvision/mobilenet_v3_small.cnn", "mobilenet_v3_small", batch=1),
+    "efficientnet_b0": Model("torchvision/efficientnet_b0.cnn", "efficientnet_b0", batch=1),
 }
 
 
