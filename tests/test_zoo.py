@@ -47,6 +47,7 @@ ZOO = {
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
     "mobilenet_v3_small": Model("torchvision/mobilenet_v3_small.cnn", "mobilenet_v3_small", batch=1),
     "efficientnet_b0": Model("torchvision/efficientnet_b0.cnn", "efficientnet_b0", batch=1),
+    "shufflenet_v2_x1_0": Model("torchvision/shufflenet_v2_x1_0.cnn", "shufflenet_v2_x1_0", batch=1),
 }
 
 
