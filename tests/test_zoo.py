@@ -48,6 +48,7 @@ ZOO = {
     "mobilenet_v3_small": Model("torchvision/mobilenet_v3_small.cnn", "mobilenet_v3_small", batch=1),
     "efficientnet_b0": Model("torchvision/efficientnet_b0.cnn", "efficientnet_b0", batch=1),
     "shufflenet_v2_x1_0": Model("torchvision/shufflenet_v2_x1_0.cnn", "shufflenet_v2_x1_0", batch=1),
+    "regnet_y_400mf": Model("torchvision/regnet_y_400mf.cnn", "regnet_y_400mf", batch=1),
 }
 
 

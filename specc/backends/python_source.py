@@ -201,11 +201,21 @@ class _Writer:
     def residual(self, group: Group, src: str, dst: str) -> bool:
         identity = self.locals.fresh("identity")
         self.forward_lines.append(f"{identity} = {src}")
+        shortcut = identity
+        if group.shortcut_first:  # built first, so its tensors come first in the state_dict (RegNet)
+            shortcut = self.locals.fresh("shortcut")
+            self.shortcut(group, identity, shortcut)
         self.emit(group.children, identity, dst, fresh=False)
-        for layer in group.shortcut_layers:
-            self.layer(layer, identity, identity, fresh=False)
-        self.forward_lines.append(f"{dst} = {dst} + {identity}")
+        if not group.shortcut_first:
+            self.shortcut(group, identity, shortcut)
+        self.forward_lines.append(f"{dst} = {dst} + {shortcut}")
         return True
+
+    def shortcut(self, group: Group, src: str, dst: str) -> None:
+        if src != dst:
+            self.forward_lines.append(f"{dst} = {src}")
+        for layer in group.shortcut_layers:
+            self.layer(layer, dst, dst, fresh=False)
 
     def concat(self, group: Group, src: str, dst: str) -> bool:
         sources = [src] * len(group.children)
