@@ -8,6 +8,7 @@ compiled module by position give torchvision's outputs in eval mode; the ONNX ex
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,45 @@ class Model:
     kwargs: dict = field(default_factory=dict)
     slow: bool = False  # seconds of forward passes and export on two CPU cores
     batch: int = 2
+    # torchvision's tensors in specc's order and shapes, where the two differ (ConvNeXt); by position otherwise
+    tensors: Callable[[dict[str, torch.Tensor]], list[torch.Tensor]] | None = None
+    macs: Callable[[], int] | None = None  # counted by hand, where torchinfo counts otherwise (ConvNeXt)
+
+
+def convnext_tensors(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """torchvision's ConvNeXt tensors in the order and shapes of specc's.
+
+    Two differences, neither in the function: torchvision registers each CNBlock's `layer_scale`
+    before its `block`, specc lists the layer scale where it acts, after the MLP; and torchvision's
+    MLP is two nn.Linear on the channels-last tensor (K x C weights), specc's two 1x1 convs
+    (K x C x 1 x 1, the same numbers).
+    """
+    out, scale = [], None
+    for name, t in state.items():
+        if scale is not None and not name.startswith(scale[0]):
+            out.append(scale[1])
+            scale = None
+        if name.endswith(".layer_scale"):
+            scale = (name.removesuffix("layer_scale") + "block.", t)
+            continue
+        out.append(t[:, :, None, None] if t.ndim == 2 and ".block." in name else t)
+    return out + ([scale[1]] if scale is not None else [])
+
+
+def convnext_tiny_macs() -> int:
+    """ConvNeXt-Tiny's MACs by hand, specc's convention: a layer's weights and bias once per output
+    position (a pointwise conv, so each of the MLP's Linears at every pixel), a norm's 2C once.
+
+    torchinfo counts an nn.Linear by its parameters once per sample whatever the tensor's rank, so
+    for the MLP on the channels-last tensor it reports 1/(H x W) of this: 322,371,592 in all.
+    """
+    total = (3 * 4 * 4 * 96 + 96) * 56 * 56 + 2 * 96  # stem: 4x4 conv, stride 4; layernorm
+    for c, n, width in ((96, 3, 56), (192, 3, 28), (384, 9, 14), (768, 3, 7)):
+        if c != 96:  # downsampling: layernorm over c/2 channels, 2x2 conv with stride 2
+            total += c + (4 * (c // 2) * c + c) * width**2
+        depthwise, mlp = (49 * c + c) * width**2, (4 * c * c + 4 * c + 4 * c * c + c) * width**2
+        total += n * (depthwise + 2 * c + mlp)  # the layer scale: no MACs
+    return total + 2 * 768 + 768 * 1000 + 1000  # head: layernorm, fc
 
 
 ZOO = {
@@ -49,6 +89,9 @@ ZOO = {
     "efficientnet_b0": Model("torchvision/efficientnet_b0.cnn", "efficientnet_b0", batch=1),
     "shufflenet_v2_x1_0": Model("torchvision/shufflenet_v2_x1_0.cnn", "shufflenet_v2_x1_0", batch=1),
     "regnet_y_400mf": Model("torchvision/regnet_y_400mf.cnn", "regnet_y_400mf", batch=1),
+    "convnext_tiny": Model(
+        "torchvision/convnext_tiny.cnn", "convnext_tiny", slow=True, batch=1, tensors=convnext_tensors, macs=convnext_tiny_macs
+    ),
 }
 
 
@@ -73,9 +116,10 @@ def make_pair(name: str) -> Pair:
     batch = torch.randn(model.batch, *net.input_shape, generator=torch.Generator().manual_seed(1))
     reference = tv.unit_scale(tv.randomise(tv.build(model.builder, **model.kwargs)), batch)
     compiled = net.to_torch().eval()
-    theirs, ours = reference.state_dict(), compiled.state_dict()
-    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs.values()], "the tensors differ in order or shape"
-    compiled.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    ours = compiled.state_dict()
+    theirs = model.tensors(reference.state_dict()) if model.tensors else list(reference.state_dict().values())
+    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs], "the tensors differ in order or shape"
+    compiled.load_state_dict(dict(zip(ours, theirs, strict=True)))
     return Pair(name, model, net, reference, compiled, batch)
 
 
@@ -103,7 +147,10 @@ def test_parameters_equal_torchvisions(pair: Pair):
 def test_macs_equal_torchinfos(pair: Pair):
     torchinfo = pytest.importorskip("torchinfo")
     summary = torchinfo.summary(pair.reference, input_size=(1, *pair.net.input_shape), verbose=0)
-    assert pair.net.check().total_macs == summary.total_mult_adds
+    if pair.model.macs is not None:  # torchinfo counts a Linear on a 4-D tensor once per sample: the count by hand
+        assert summary.total_mult_adds < pair.model.macs() == pair.net.check().total_macs
+    else:
+        assert pair.net.check().total_macs == summary.total_mult_adds
 
 
 def test_same_outputs_as_torchvision_with_its_weights(pair: Pair):

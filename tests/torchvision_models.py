@@ -56,6 +56,8 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     torchvision's init leaves biases at 0, batchnorms at weight 1, bias 0, mean 0, variance 1:
     a layer that drops or swaps a bias or a statistic would still agree. The weights keep
     torchvision's own random init, which keeps a deep net's activations at a sane scale.
+    Layernorm weights and ConvNeXt's layer scales are made random too: at torchvision's 1e-6 a
+    layer scale hides its whole residual branch from a comparison at 1e-4.
     """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -65,6 +67,11 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
                 if module.affine:
                     module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+            if isinstance(module, torch.nn.LayerNorm) and module.elementwise_affine:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+            scale = getattr(module, "layer_scale", None)
+            if isinstance(scale, torch.nn.Parameter):
+                scale.copy_(torch.rand(scale.shape, generator=generator) + 0.5)
             bias = getattr(module, "bias", None)
             if isinstance(bias, torch.nn.Parameter):
                 bias.copy_(torch.randn(bias.shape, generator=generator) * 0.1)
