@@ -160,6 +160,35 @@ def test_same_outputs_as_torchvision_with_its_weights(pair: Pair):
     assert ratio(got.numpy(), want.numpy()) <= RELATIVE
 
 
+def settings(model: torch.nn.Module, batch: torch.Tensor) -> list[tuple]:
+    """What eval outputs cannot show, in the order the modules run: the norms' eps and momentum,
+    and the rates of dropout and stochastic depth. Only modules that run count (torchvision's
+    EfficientNet gives a StochasticDepth to blocks without a shortcut, which never use it), and
+    rates of 0 do not (densenet121's `dropout 0` stands in for an identity)."""
+    out = []
+
+    def record(module, _inputs):
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            out.append(("batchnorm", module.eps, module.momentum))
+        elif isinstance(module, torch.nn.LayerNorm):
+            out.append(("layernorm", module.eps))
+        elif (isinstance(module, torch.nn.Dropout) or type(module).__name__ == "StochasticDepth") and module.p:
+            out.append((type(module).__name__, round(module.p, 12)))  # 12 places: I/80 and 0.2 * I/16 differ in the last bit
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out
+
+
+def test_norms_and_drop_rates_are_torchvisions(pair: Pair):
+    assert settings(pair.compiled, pair.batch) == settings(pair.reference, pair.batch)
+
+
 @pytest.mark.parametrize("name", params(set(ZOO) - ONNX_QUICK))
 def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
     ort = pytest.importorskip("onnxruntime")
