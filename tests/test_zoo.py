@@ -35,29 +35,7 @@ class Model:
     kwargs: dict = field(default_factory=dict)
     slow: bool = False  # seconds of forward passes and export on two CPU cores
     batch: int = 2
-    # torchvision's tensors in specc's order and shapes, where the two differ (ConvNeXt); by position otherwise
-    tensors: Callable[[dict[str, torch.Tensor]], list[torch.Tensor]] | None = None
     macs: Callable[[], int] | None = None  # counted by hand, where torchinfo counts otherwise (ConvNeXt)
-
-
-def convnext_tensors(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """torchvision's ConvNeXt tensors in the order and shapes of specc's.
-
-    Two differences, neither in the function: torchvision registers each CNBlock's `layer_scale`
-    before its `block`, specc lists the layer scale where it acts, after the MLP; and torchvision's
-    MLP is two nn.Linear on the channels-last tensor (K x C weights), specc's two 1x1 convs
-    (K x C x 1 x 1, the same numbers).
-    """
-    out, scale = [], None
-    for name, t in state.items():
-        if scale is not None and not name.startswith(scale[0]):
-            out.append(scale[1])
-            scale = None
-        if name.endswith(".layer_scale"):
-            scale = (name.removesuffix("layer_scale") + "block.", t)
-            continue
-        out.append(t[:, :, None, None] if t.ndim == 2 and ".block." in name else t)
-    return out + ([scale[1]] if scale is not None else [])
 
 
 def convnext_tiny_macs() -> int:
@@ -89,9 +67,7 @@ ZOO = {
     "efficientnet_b0": Model("torchvision/efficientnet_b0.cnn", "efficientnet_b0", batch=1),
     "shufflenet_v2_x1_0": Model("torchvision/shufflenet_v2_x1_0.cnn", "shufflenet_v2_x1_0", batch=1),
     "regnet_y_400mf": Model("torchvision/regnet_y_400mf.cnn", "regnet_y_400mf", batch=1),
-    "convnext_tiny": Model(
-        "torchvision/convnext_tiny.cnn", "convnext_tiny", slow=True, batch=1, tensors=convnext_tensors, macs=convnext_tiny_macs
-    ),
+    "convnext_tiny": Model("torchvision/convnext_tiny.cnn", "convnext_tiny", slow=True, batch=1, macs=convnext_tiny_macs),
 }
 
 
@@ -116,10 +92,9 @@ def make_pair(name: str) -> Pair:
     batch = torch.randn(model.batch, *net.input_shape, generator=torch.Generator().manual_seed(1))
     reference = tv.unit_scale(tv.randomise(tv.build(model.builder, **model.kwargs)), batch)
     compiled = net.to_torch().eval()
-    ours = compiled.state_dict()
-    theirs = model.tensors(reference.state_dict()) if model.tensors else list(reference.state_dict().values())
-    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs], "the tensors differ in order or shape"
-    compiled.load_state_dict(dict(zip(ours, theirs, strict=True)))
+    theirs, ours = tv.in_spec_order(reference.state_dict()), compiled.state_dict()
+    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs.values()], "the tensors differ in order or shape"
+    compiled.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
     return Pair(name, model, net, reference, compiled, batch)
 
 

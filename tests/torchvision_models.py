@@ -92,3 +92,19 @@ def unit_scale(model: torch.nn.Module, batch: torch.Tensor) -> torch.nn.Module:
         if last.bias is not None:
             last.bias.div_(largest)
     return model
+
+
+def in_spec_order(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's state dict in the order, and the shapes, a spec writes the same layers in.
+
+    `state_dict` lists a module's own parameters before its children's, so ConvNeXt's CNBlock
+    lists its `layer_scale` before its `block`, though it is applied after; and its `block` applies
+    two nn.Linear to a channels-last tensor, which a spec writes as the 1x1 convs they equal.
+    (RegNet's `proj`, assigned before its body `f`, needs nothing here: the spec says
+    `shortcut_first`.) Every other model comes through unchanged.
+    """
+    keys = [k for k in state if not k.endswith(".layer_scale")]
+    for key in [k for k in state if k.endswith(".layer_scale")]:
+        owner = key.removesuffix("layer_scale") + "block."
+        keys.insert(max(i for i, k in enumerate(keys) if k.startswith(owner)) + 1, key)
+    return {k: state[k][:, :, None, None] if ".block." in k and state[k].ndim == 2 else state[k] for k in keys}
