@@ -306,9 +306,10 @@ def _rows(nodes: list[Node], depth: int):
             frozen=node.frozen,
             is_group=True,
         )
+        shortcut = [_layer_row(layer, depth + 1) for layer in node.shortcut_layers]
+        yield from shortcut if node.shortcut_first else ()
         yield from _rows(node.children, depth + 1)
-        for layer in node.shortcut_layers:
-            yield _layer_row(layer, depth + 1)
+        yield from () if node.shortcut_first else shortcut
 
 
 def _layer_row(layer: Layer, depth: int) -> Row:

@@ -30,6 +30,7 @@ GROUP_FIELDS = {
     "residual": (
         Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),
         Field("drop", "number", 0.0, "the chance that training skips the body, per sample (stochastic depth)", minimum=0, below=1),
+        Field("shortcut_first", "bool", False, "the projection's layers and tensors come before the body's, as in torchvision's RegNet"),
     ),
     "gate": (),  # x times its body's output: squeeze-and-excitation
 }
@@ -376,7 +377,7 @@ class Expander(Arguments):
     def _residual(self, group: Group, resolved, scope: Scope, st: ast.Statement, ctx: Context) -> None:
         """The shortcut, and `drop=p` as a stochastic-depth layer at the end of the body, before the add."""
         args, spans = resolved
-        group.shortcut = args["shortcut"]
+        group.shortcut, group.shortcut_first = args["shortcut"], args["shortcut_first"]
         if args["drop"]:
             kind = GROUP_KINDS["stochastic_depth"]
             path = scope.path + (scope.take(None, kind.short, self),)

@@ -97,6 +97,7 @@ class Group:
     scoped: bool = True  # opens a namespace of its own
     shortcut: str = "identity"  # residual only: identity | project | auto
     shortcut_name: str = ""  # residual only: the namespace a projection lives in
+    shortcut_first: bool = False  # residual only: the projection is built (and its tensors listed) before the body
     split: bool = False  # concat only: branch i takes the i-th equal slice of the channels
     # The expander reported an error here, so what comes out is unknown: the checker checks the
     # layers inside (their input is known) but nothing after, so no error follows from the first.
@@ -112,8 +113,11 @@ class Group:
         return ".".join(self.path)
 
     def layers(self) -> Iterator[Layer]:
+        if self.shortcut_first:
+            yield from self.shortcut_layers
         yield from walk_layers(self.children)
-        yield from self.shortcut_layers
+        if not self.shortcut_first:
+            yield from self.shortcut_layers
 
     @property
     def params(self) -> int:
@@ -128,7 +132,7 @@ Node = Layer | Group
 
 
 def walk_layers(nodes: list[Node]) -> Iterator[Layer]:
-    """Every layer in execution order; a residual's shortcut comes after its body."""
+    """Every layer in execution order; a residual's shortcut comes after its body unless `shortcut_first`."""
     for node in nodes:
         if isinstance(node, Layer):
             yield node

@@ -230,6 +230,46 @@ def test_concat_split_into_three_branches():
         assert torch.equal(compiled(x), want)
 
 
+# ---- shortcut_first: the projection's tensors before the body's (torchvision's RegNet) ------------
+
+
+class ProjectedFirst(nn.Module):
+    """torchvision's ResBottleneckBlock, cut down: `proj` is built before `f`, so its tensors come first."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=2, bias=False), nn.BatchNorm2d(c_out))
+        self.f = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+    def forward(self, x):
+        return torch.relu(self.proj(x) + self.f(x))
+
+
+SHORTCUT_FIRST = "input 4x8x8\nresidual shortcut=project shortcut_first {\n  conv K=6 F=3 S=2 P=1 bias=false\n  batchnorm\n  relu\n}\n"
+SHORTCUT_FIRST += "relu\n"
+
+
+def test_shortcut_first_lists_the_projection_first_and_computes_the_same_sum():
+    reference = ProjectedFirst(4, 6).eval()
+    with torch.no_grad():  # statistics that differ between the two batchnorms, so a swap would show
+        for i, module in enumerate(m for m in reference.modules() if isinstance(m, nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.fill_(1.0 + i)
+    net = specc.loads(SHORTCUT_FIRST, "first.cnn")
+    compiled = net.to_torch().eval()
+    assert [name.split(".")[0] for name in compiled.state_dict()][::6] == ["shortcut1", "conv1"]
+    copy_weights(compiled, reference)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), reference(x), rtol=0, atol=1e-6)
+    rows = net.check().layers  # the table shows the projection first too
+    first = [("shortcut1", "conv"), ("shortcut1", "batchnorm"), ("conv1", "conv")]
+    assert [(row.name.split(".")[0], row.kind) for row in rows][:3] == first
+    plain = specc.loads(SHORTCUT_FIRST.replace(" shortcut_first", ""), "plain.cnn")
+    assert (plain.check().total_params, plain.check().total_macs) == (net.check().total_params, net.check().total_macs)
+
+
 # ---- all of them in one spec: counts, the standalone file, ONNX ------------------------------
 
 ALL = """

@@ -56,6 +56,8 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     torchvision's init leaves biases at 0, batchnorms at weight 1, bias 0, mean 0, variance 1:
     a layer that drops or swaps a bias or a statistic would still agree. The weights keep
     torchvision's own random init, which keeps a deep net's activations at a sane scale.
+    Layernorm weights and ConvNeXt's layer scales are made random too: at torchvision's 1e-6 a
+    layer scale hides its whole residual branch from a comparison at 1e-4.
     """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -65,6 +67,11 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
                 if module.affine:
                     module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+            if isinstance(module, torch.nn.LayerNorm) and module.elementwise_affine:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+            scale = getattr(module, "layer_scale", None)
+            if isinstance(scale, torch.nn.Parameter):
+                scale.copy_(torch.rand(scale.shape, generator=generator) + 0.5)
             bias = getattr(module, "bias", None)
             if isinstance(bias, torch.nn.Parameter):
                 bias.copy_(torch.randn(bias.shape, generator=generator) * 0.1)
@@ -90,16 +97,14 @@ def unit_scale(model: torch.nn.Module, batch: torch.Tensor) -> torch.nn.Module:
 def in_spec_order(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's state dict in the order, and the shapes, a spec writes the same layers in.
 
-    Two torchvision modules list a tensor before the layers it follows in `forward`, because
-    `state_dict` lists a module's own parameters before its children's, and the children in the
-    order they were assigned:
-    - ConvNeXt's CNBlock owns `layer_scale` (applied after its `block`); its `block` applies two
-      nn.Linear to a channels-last tensor, which a spec writes as the 1x1 convs they equal;
-    - RegNet's ResBottleneckBlock assigns `proj` (the shortcut) before `f` (the body).
-    Every other model comes through unchanged.
+    `state_dict` lists a module's own parameters before its children's, so ConvNeXt's CNBlock
+    lists its `layer_scale` before its `block`, though it is applied after; and its `block` applies
+    two nn.Linear to a channels-last tensor, which a spec writes as the 1x1 convs they equal.
+    (RegNet's `proj`, assigned before its body `f`, needs nothing here: the spec says
+    `shortcut_first`.) Every other model comes through unchanged.
     """
-    keys = [k for k in state if not k.endswith(".layer_scale") and ".proj." not in k]
-    for key in [k for k in state if k.endswith(".layer_scale") or ".proj." in k]:
-        owner = key.removesuffix("layer_scale") + "block." if key.endswith(".layer_scale") else key.split(".proj.")[0] + "."
+    keys = [k for k in state if not k.endswith(".layer_scale")]
+    for key in [k for k in state if k.endswith(".layer_scale")]:
+        owner = key.removesuffix("layer_scale") + "block."
         keys.insert(max(i for i, k in enumerate(keys) if k.startswith(owner)) + 1, key)
     return {k: state[k][:, :, None, None] if ".block." in k and state[k].ndim == 2 else state[k] for k in keys}

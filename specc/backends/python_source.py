@@ -204,10 +204,20 @@ class _Writer:
     def residual(self, group: Group, src: str, dst: str) -> None:
         identity = self.locals.fresh("identity")
         self.forward_lines.append(f"{identity} = {src}")
+        shortcut = identity
+        if group.shortcut_first:  # built first, so its tensors come first in the state_dict (RegNet)
+            shortcut = self.locals.fresh("shortcut")
+            self.shortcut(group, identity, shortcut)
         self.emit(group.children, identity, dst)
+        if not group.shortcut_first:
+            self.shortcut(group, identity, shortcut)
+        self.forward_lines.append(f"{dst} = {dst} + {shortcut}")
+
+    def shortcut(self, group: Group, src: str, dst: str) -> None:
+        if src != dst:
+            self.forward_lines.append(f"{dst} = {src}")
         for layer in group.shortcut_layers:
-            self.layer(layer, identity, identity)
-        self.forward_lines.append(f"{dst} = {dst} + {identity}")
+            self.layer(layer, dst, dst)
 
     def concat(self, group: Group, src: str, dst: str) -> None:
         sources = [src] * len(group.children)
