@@ -291,7 +291,18 @@ class Pool(LayerKind):
             return f"nn.AdaptiveAvgPool{_dims(x)}d({a['out']})"
         s = a["S"] or a["F"]
         stride = s if s != a["F"] else None
-        return f"nn.{mode}Pool{_dims(x)}d({a['F']}" + _kwargs(stride=stride, padding=a["P"] or None, ceil_mode=a["ceil"] or None) + ")"
+        ceil = a["ceil"] and self.rounds_up(a, x)
+        return f"nn.{mode}Pool{_dims(x)}d({a['F']}" + _kwargs(stride=stride, padding=a["P"] or None, ceil_mode=ceil or None) + ")"
+
+    def rounds_up(self, a, x) -> bool:
+        """Whether ceil mode gives any axis more windows than floor mode would.
+
+        Where it does not, the generated pool leaves ceil_mode out: the same windows, and ONNX's
+        shape inference, which ignores PyTorch's rule that a last window may not start in the
+        padding, then agrees with torch (onnx.checker refuses the export otherwise).
+        """
+        s, pad = a["S"] or a["F"], (a["P"], a["P"])
+        return any(shapes.window_output(w, a["F"], s, pad, ceil=True)[0] > shapes.window_output(w, a["F"], s, pad)[0] for w in x[1:])
 
 
 class Upsample(LayerKind):

@@ -138,7 +138,10 @@ CASES: dict[str, list[Case]] = {
         *every_rank("max F=2", pool("MaxPool", 2), SPATIAL),
         *every_rank("avg F=3 S=2 P=1", pool("AvgPool", 3, 2, 1), SPATIAL),
         *every_rank("max F=3 S=2 ceil", pool("MaxPool", 3, 2, ceil_mode=True), SPATIAL),
-        *every_rank("avg F=2 S=3 P=1 ceil", pool("AvgPool", 2, 3, 1, ceil_mode=True), SPATIAL),
+        *every_rank(
+            "avg F=2 S=3 P=1 ceil", pool("AvgPool", 2, 3, 1, ceil_mode=True), SPATIAL
+        ),  # the last window would start in the padding
+        Case("max F=3 S=3 P=1 ceil", (6, 6, 8), pool("MaxPool", 3, 3, 1, ceil_mode=True)),  # rounds up along H, drops a window along W
         *every_rank("avg global", pool("AdaptiveAvgPool", 1), SPATIAL),
         *every_rank("max global", pool("AdaptiveMaxPool", 1), SPATIAL),
         Case("avg out=4", D1, pool("AdaptiveAvgPool", 4)),
@@ -167,9 +170,9 @@ CASES: dict[str, list[Case]] = {
     **{name: every_rank("", same(module())) for name, module in ACTIVATIONS.items()},
 }
 
-RANK_NAMES = {shape: name for name, shape in RANKS.items()}
+RANK_NAMES = {1: "flat", 2: "1d", 3: "2d", 4: "3d"}
 PARAMS = [
-    pytest.param(kind, case, id=f"{kind}-{RANK_NAMES[case.shape]}-{case.args.replace(' ', '_') or 'default'}")
+    pytest.param(kind, case, id=f"{kind}-{RANK_NAMES[len(case.shape)]}-{case.args.replace(' ', '_') or 'default'}")
     for kind, cases in CASES.items()
     for case in cases
 ]
@@ -230,8 +233,15 @@ def test_kind_against_torch(kind: str, case: Case):
     assert row.macs == summary.total_mult_adds
 
 
+# ONNX's shape inference ignores PyTorch's rule that a ceil-mode window may not start in the padding.
+# specc leaves ceil_mode out where no axis rounds up, so only a pool that rounds up along one axis
+# and drops a window along another is refused by onnx.checker.
+MIXED_CEIL = pytest.mark.xfail(reason="onnx shape inference of ceil_mode that rounds one axis up and drops another", strict=True)
+ONNX_PARAMS = [pytest.param(*p.values, id=p.id, marks=MIXED_CEIL) if p.id == "pool-2d-max_F=3_S=3_P=1_ceil" else p for p in PARAMS]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "case"), PARAMS)
+@pytest.mark.parametrize(("kind", "case"), ONNX_PARAMS)
 def test_kind_exports_to_onnx(kind: str, case: Case, tmp_path: Path):
     """`specc export` itself: onnx.checker, then onnxruntime against torch at batches 1 and 5."""
     net, _ = _compiled(kind, case)
