@@ -46,6 +46,7 @@ ZOO = {
     "wide_resnet50_2": Model("torchvision/wide_resnet50_2.cnn", "wide_resnet50_2", slow=True, batch=1),
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
     "squeezenet1_0": Model("torchvision/squeezenet1_0.cnn", "squeezenet1_0", batch=1),
+    "googlenet": Model("torchvision/googlenet.cnn", "googlenet", {"aux_logits": False, "init_weights": True}, batch=1),
 }
 
 
