@@ -47,6 +47,7 @@ ZOO = {
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
     "squeezenet1_0": Model("torchvision/squeezenet1_0.cnn", "squeezenet1_0", batch=1),
     "googlenet": Model("torchvision/googlenet.cnn", "googlenet", {"aux_logits": False, "init_weights": True}, batch=1),
+    "mobilenet_v2": Model("torchvision/mobilenet_v2.cnn", "mobilenet_v2", batch=1),
 }
 
 
