@@ -77,7 +77,7 @@ def test_every_spec_trains_one_epoch_on_data_of_its_shape(tmp_path, spec):
     record = json.loads((tmp_path / "run" / "test.json").read_text())
     assert record["loss_function"] == task.loss and np.isfinite(record["loss"])
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
-    expected = {"dna_cnn1d": "binary"}.get(net.name, "classes")
+    expected = {"dna_cnn1d": "binary", "unet": "pixels"}.get(net.name, "classes")
     assert task.kind == expected
 
 
