@@ -2,8 +2,8 @@
 
 They are the references the compiled specs are compared against: the
 ResNets follow torchvision's architecture and state-dict layout exactly
-(torchvision is not installable beside this torch build), the lecture
-network is lecture 001's nn.Sequential, and the U-Net is specs/unet.cnn's.
+(torchvision is not installable beside this torch build), and the lecture
+network is lecture 001's nn.Sequential.
 """
 
 from __future__ import annotations
@@ -107,24 +107,6 @@ def resnet50() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 
-# torchvision's published parameter counts (torchvision.models docs)
-TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
-
-
-def lecture_sequential() -> nn.Sequential:
-    """Lecture 001's network: four 3x3 'same' convs, one 2x2 max pool, fc 2048 -> 128 -> 10."""
-    return nn.Sequential(
-        nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(5, 5, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(5, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(2048, 128), nn.ReLU(),
-        nn.Linear(128, 10),
-    )  # fmt: skip
-
-
 def double_conv(cin: int, cout: int) -> nn.Sequential:
     """Two padded 3x3 conv-batchnorm-relu: a U-Net level's encoder or decoder."""
     return nn.Sequential(
@@ -156,3 +138,21 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([e2, self.up2(d3)], 1))
         d1 = self.dec1(torch.cat([e1, self.up1(d2)], 1))
         return self.head(d1)
+
+
+# torchvision's published parameter counts (torchvision.models docs)
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+
+
+def lecture_sequential() -> nn.Sequential:
+    """Lecture 001's network: four 3x3 'same' convs, one 2x2 max pool, fc 2048 -> 128 -> 10."""
+    return nn.Sequential(
+        nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(5, 5, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(5, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2048, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )  # fmt: skip
