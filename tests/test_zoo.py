@@ -41,13 +41,13 @@ ZOO = {
     "vgg16": Model("torchvision/vgg16.cnn", "vgg16", slow=True, batch=1),
     "vgg16_bn": Model("torchvision/vgg16_bn.cnn", "vgg16_bn", slow=True, batch=1),
     "densenet121": Model("torchvision/densenet121.cnn", "densenet121"),
+    "squeezenet1_0": Model("torchvision/squeezenet1_0.cnn", "squeezenet1_0", batch=1),
+    "googlenet": Model("torchvision/googlenet.cnn", "googlenet", {"aux_logits": False, "init_weights": True}, batch=1),
+    "mobilenet_v2": Model("torchvision/mobilenet_v2.cnn", "mobilenet_v2", batch=1),
     "resnet18": Model("resnet18.cnn", "resnet18"),
     "resnext50_32x4d": Model("torchvision/resnext50_32x4d.cnn", "resnext50_32x4d", batch=1),
     "wide_resnet50_2": Model("torchvision/wide_resnet50_2.cnn", "wide_resnet50_2", slow=True, batch=1),
     "resnet50": Model("resnet50.cnn", "resnet50", slow=True, batch=1),
-    "squeezenet1_0": Model("torchvision/squeezenet1_0.cnn", "squeezenet1_0", batch=1),
-    "googlenet": Model("torchvision/googlenet.cnn", "googlenet", {"aux_logits": False, "init_weights": True}, batch=1),
-    "mobilenet_v2": Model("torchvision/mobilenet_v2.cnn", "mobilenet_v2", batch=1),
 }
 
 
