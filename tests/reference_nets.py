@@ -10,6 +10,7 @@ ConvNetJS network, which flatten channels-last as those libraries do.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -106,6 +107,39 @@ def resnet34() -> ResNet:
 
 def resnet50() -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3])
+
+
+def double_conv(cin: int, cout: int) -> nn.Sequential:
+    """Two padded 3x3 conv-batchnorm-relu: a U-Net level's encoder or decoder."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+    )  # fmt: skip
+
+
+class UNet(nn.Module):
+    """A small U-Net (Ronneberger et al., 2015), specs/unet.cnn written by hand: 1x64x64 in, a score per
+    class and pixel out. Three max-pool downsamplings, three transposed-conv upsamplings, each joined
+    (skip first) with the encoder's features at its size. Modules assigned in the spec's order."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.enc1, self.enc2, self.enc3, self.bottom = double_conv(1, 16), double_conv(16, 32), double_conv(32, 64), double_conv(64, 128)
+        self.up3, self.dec3 = nn.ConvTranspose2d(128, 64, 2, stride=2), double_conv(128, 64)
+        self.up2, self.dec2 = nn.ConvTranspose2d(64, 32, 2, stride=2), double_conv(64, 32)
+        self.up1, self.dec1 = nn.ConvTranspose2d(32, 16, 2, stride=2), double_conv(32, 16)
+        self.head = nn.Conv2d(16, classes, 1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        bottom = self.bottom(self.pool(e3))
+        d3 = self.dec3(torch.cat([e3, self.up3(bottom)], 1))
+        d2 = self.dec2(torch.cat([e2, self.up2(d3)], 1))
+        d1 = self.dec1(torch.cat([e1, self.up1(d2)], 1))
+        return self.head(d1)
 
 
 # torchvision's published parameter counts (torchvision.models docs)

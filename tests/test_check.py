@@ -133,7 +133,8 @@ def test_every_spec_has_figures():
 @pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
 def test_spec_figures(spec: Path):
     want = FIGURES[spec.stem]
-    report = specc.load(spec).check(strict=True)  # strict: no shipped spec drops pixels
+    # strict: no shipped spec drops pixels, but those whose fixture names the warnings it expects
+    report = specc.load(spec).check(strict="warnings" not in want)
     assert report.total_params == want["total_params"]
     assert report.trainable_params == want.get("trainable_params", want["total_params"])
     if "total_macs" in want:
@@ -148,7 +149,8 @@ def test_spec_figures(spec: Path):
 def test_spec_says_what_it_is(spec: Path):
     text = spec.read_text(encoding="utf-8")
     assert text.startswith("# "), "every spec starts with a comment saying what it is and where it comes from"
-    assert specc.load(spec).check().warnings == []
+    said = [w.message for w in specc.load(spec).check().warnings]
+    assert said == FIGURES[spec.stem].get("warnings", []), "a shipped spec warns only where its fixture says why"
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])

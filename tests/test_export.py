@@ -178,10 +178,39 @@ def test_weights_metadata_that_does_not_fit_the_spec_is_refused(tiny: Path, tmp_
 
 def test_disagreement_with_torch_fails_and_writes_nothing(tiny: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(onnx_backend, "TOLERANCE", -1.0)
-    with pytest.raises(SpeccError, match="onnxruntime and torch disagree") as caught:
+    with pytest.raises(SpeccError, match="onnxruntime and torch disagree by up to .* where torch's outputs reach") as caught:
         specc.export(tiny, tmp_path / "tiny.onnx")
     assert caught.value.exit_code == EXIT_FAILURE
+    assert "(tolerance -1 · max(1, " in str(caught.value)
     assert list(tmp_path.iterdir()) == [tiny]
+
+
+def test_the_tolerance_is_absolute_up_to_outputs_of_one_and_relative_beyond():
+    assert onnx_backend.tolerance(0.0) == onnx_backend.tolerance(0.5) == onnx_backend.tolerance(1.0) == 1e-4
+    assert onnx_backend.tolerance(300.0) == pytest.approx(0.03)
+
+
+def test_a_correct_export_with_outputs_in_the_hundred_thousands_is_written(tmp_path: Path):
+    """float32 rounding grows with the values: an absolute 1e-4 refused such an export (an untrained ResNet-50's logits)."""
+    spec = tmp_path / "big.cnn"
+    spec.write_text("network big\ninput 3x16x16\nconv K=32 F=3\nrelu\nconv K=32 F=3\nrelu\nflatten\nfc 10\n")
+    net = specc.load(spec)
+    torch.manual_seed(0)
+    model = net.to_torch()
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.copy_(torch.randn_like(tensor) * 3)
+    save_file({name: t.contiguous() for name, t in model.state_dict().items()}, tmp_path / "w.safetensors")
+    result = cli("export", str(spec), "--weights", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "big.onnx"))
+    assert result.exit_code == 0, result.output
+    assert "(tolerance " in result.stdout and ", 0.0001 · max(1, largest |output|))" in result.stdout
+    exported = specc.export(net, tmp_path / "again.onnx", weights=tmp_path / "w.safetensors")
+    x = torch.randn(5, *net.input_shape)
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    got = run_onnx(exported.path, x)
+    assert 1e-4 < float(np.max(np.abs(got - want))) <= 1e-4 * float(np.max(np.abs(want)))  # over 1e-4, yet within 1e-4 relative
+    assert 1e-4 < max(exported.max_abs_diff.values()) <= exported.tolerance
 
 
 def test_an_opset_the_exporter_cannot_write_is_a_clear_error(tiny: Path, tmp_path: Path):

@@ -78,22 +78,6 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def unit_scale(model: torch.nn.Module, batch: torch.Tensor) -> torch.nn.Module:
-    """Scale the last layer so that the largest output on `batch` is 1.
-
-    A random ResNet-50 without trained weights gives logits of order 100 to 1,000, where float32
-    rounding alone exceeds `specc export`'s absolute tolerance of 1e-4; trained nets give logits of
-    order 1 to 10. Scaling the last layer keeps every earlier layer's error, relative, as it is.
-    """
-    last = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][-1]
-    with torch.no_grad():
-        largest = model(batch).abs().max()
-        last.weight.div_(largest)
-        if last.bias is not None:
-            last.bias.div_(largest)
-    return model
-
-
 def in_spec_order(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's state dict in the order, and the shapes, a spec writes the same layers in.
 

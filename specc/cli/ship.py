@@ -37,7 +37,8 @@ def export(spec: str, weights: str | None, output: str | None, opset: int):
     diffs = ", ".join(f"{result.max_abs_diff[b]:.2g} at batch {b}" for b in CHECK_BATCHES)
     click.echo(f"wrote {result.path}: {result.size_bytes / 1e6:.2f} MB, opset {result.opset}, {result.nodes} nodes, batch axis dynamic")
     click.echo("onnx.checker: passed")
-    click.echo(f"onnxruntime vs torch, largest |difference|: {diffs} (tolerance {TOLERANCE:g})")
+    tolerance = f"{result.tolerance:.2g}, {TOLERANCE:g} · max(1, largest |output|)"
+    click.echo(f"onnxruntime vs torch, largest |difference|: {diffs} (tolerance {tolerance})")
     click.echo(
         f"metadata: {len(json.loads(meta['specc.classes']))} classes, input {meta['specc.input_shape']}, "
         f"mean {meta['specc.mean']}, std {meta['specc.std']}, output {meta['specc.output']}, weights {meta['specc.weights']}"
