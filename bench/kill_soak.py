@@ -38,11 +38,13 @@ relu
 pool max F=2
 conv K=32 F=3 P=1
 relu
-pool avg global
 flatten
+fc 512
+relu
 fc 4
 softmax
 """
+# The 1M-parameter fc makes each checkpoint file 4 MB, so that a kill can land while one is written.
 # One thread each, so that the unbroken and the resumed runs compute in the same order.
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -59,10 +61,10 @@ def make_data(folder: Path) -> Path:
 
 def train_command(spec: Path, data: Path, run: Path, epochs: int, resume: bool) -> list[str]:
     specc = [sys.executable, "-m", "specc"]
-    common = ["--device", "cpu", "--precision", "fp32"]
-    if resume:
-        return [*specc, "train", "--resume", str(run), *common]
-    return [*specc, "train", str(spec), "--data", str(data), "--out", str(run), "--epochs", str(epochs), "--batch-size", "32", *common]
+    if resume:  # the run directory remembers every setting; a resume that named one again would be refused
+        return [*specc, "train", "--resume", str(run)]
+    settings = ["--epochs", str(epochs), "--batch-size", "32", "--device", "cpu", "--precision", "fp32"]
+    return [*specc, "train", str(spec), "--data", str(data), "--out", str(run), *settings]
 
 
 def inspect(run: Path) -> list[str]:
@@ -113,7 +115,7 @@ def mismatches(run: Path) -> list[str]:
 
 def kill_once(cmd: list[str], run: Path, rnd: random.Random, budget: float) -> tuple[str, int | None]:
     """Start `cmd`, kill it at a chosen moment; (where the kill landed, exit code if it ended first)."""
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     during_write = rnd.random() < 0.5
     deadline = time.monotonic() + (budget * 3 if during_write else rnd.uniform(2.5, 0.8 * budget))
     where = "elsewhere"
@@ -173,12 +175,13 @@ def main() -> None:
         started = False
         while sum(kills.values()) < opts.kills:
             resume = started and (run / "last.state.safetensors").exists()
-            where, code = kill_once(train_command(spec, data, run, opts.epochs, resume), run, rnd, budget)
+            last_command = train_command(spec, data, run, opts.epochs, resume)
+            where, code = kill_once(last_command, run, rnd, budget)
             started = True
             resumes += resume
             if code is not None:  # it finished (or failed) before the kill: start over from scratch
                 if code != 0:
-                    failures.append(f"exit {code} before any kill")
+                    sys.exit(f"specc train exited {code} before the kill came; fix that first:\n{' '.join(last_command)}")
                 if code == 0:
                     print("  the run finished before the kill came; training it again from the start", flush=True)
                     subprocess.run(["rm", "-rf", str(run)])

@@ -80,6 +80,10 @@ class LayerKind:
     def torch(self, a: dict[str, Any], x: Shape) -> str:
         raise NotImplementedError
 
+    def explicit_pad(self, a: dict[str, Any], x: Shape) -> tuple[int, ...] | None:
+        """F.pad amounts the forward applies before the module, where the module cannot pad itself."""
+        return None
+
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 

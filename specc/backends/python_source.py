@@ -196,7 +196,7 @@ class _Writer:
     def layer(self, layer: Layer, src: str, dst: str) -> None:
         self.construct(layer)
         call = self.access(layer)
-        pad = layer.kind.explicit_pad(layer.args, layer.in_shape) if layer.kind.name == "conv" else None
+        pad = layer.kind.explicit_pad(layer.args, layer.in_shape)
         arg = f"F.pad({src}, {pad})" if pad else src
         self.uses_pad |= bool(pad)
         self.forward_lines.append(f"{dst} = {call}({arg})")
