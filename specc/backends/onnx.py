@@ -195,21 +195,25 @@ def name_count(task: str, shape: tuple[int, ...]) -> int:
         return 0
     if task == "binary" or (task == "segmentation" and shape[0] == 1):
         return 2
-    if task == "regression":
-        return math.prod(shape) if len(shape) == 1 else 0
-    return shape[0] if task != "segmentation" or len(shape) > 1 else 0
+    if task == "segmentation":
+        return shape[0] if len(shape) > 1 else 0
+    return shape[0] if len(shape) == 1 else 0  # classes, labels or values of a vector; a map of values has no names
 
 
 # --- metadata, as every reader takes it ------------------------------------------
 
 
-def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) -> dict:
+def read_metadata(meta: dict[str, str], where: str, output_shape: tuple[int, ...] | None = None) -> dict:
     """The specc.* entries of an ONNX file's or a weights file's metadata, parsed and checked.
 
     The one place that reads them, for predict, eval and export alike: a file written elsewhere, or
     damaged, is refused here with the entry named, not later with a traceback. Keys absent stay absent
-    (the caller decides what it needs); `outputs`, where known, is how many class names there must be.
+    (the caller decides what it needs); `output_shape` (without the batch), where known, says how many
+    class names there must be for the file's task.
     """
+    if "specc.task" in meta and meta["specc.task"] not in TASKS:
+        _damaged(where, "task", f"one of {', '.join(TASKS)}", meta)
+    outputs = name_count(meta.get("specc.task", "classes"), output_shape) if output_shape else None
     values = {key: _entry(meta, f"specc.{key}", where) for key in ("input_shape", "classes", "mean", "std") if f"specc.{key}" in meta}
     shape = values.get("input_shape")
     if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 4 and all(_count(d) for d in shape)):
@@ -219,7 +223,7 @@ def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) 
         _damaged(where, "classes", "a list of class names", meta)
     if classes is not None:
         values["classes"] = [str(c) for c in classes]
-        if outputs is not None and len(classes) != outputs:
+        if outputs and len(classes) != outputs:
             _damaged(where, "classes", f"one name per output of the network ({outputs}), but it has {len(classes)}", meta)
     for key in ("mean", "std"):
         numbers = values.get(key)
@@ -233,8 +237,6 @@ def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) 
         _damaged(where, "std", "positive numbers (each channel is divided by its standard deviation)", meta)
     if "specc.output" in meta and meta["specc.output"] not in OUTPUTS:
         _damaged(where, "output", "'probabilities', 'logits' or 'values'", meta)
-    if "specc.task" in meta and meta["specc.task"] not in TASKS:
-        _damaged(where, "task", f"one of {', '.join(TASKS)}", meta)
     return values
 
 

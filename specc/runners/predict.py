@@ -49,13 +49,13 @@ class Predictor:
                 f"{self.path} is an ONNX model, but not one specc exported: it has no {', '.join(missing)} metadata",
                 hint="export it with `specc export SPEC -o FILE.onnx`; predict needs the input normalisation and class names",
             )
-        from ..backends.onnx import name_count, read_metadata
+        from ..backends.onnx import read_metadata
 
         self.network = meta.get("specc.network", self.path.stem)
         self.task = meta.get("specc.task", "classes")  # files from before tasks were classifiers
         shape = self.session.get_outputs()[0].shape[1:]
         self.output_shape = tuple(shape) if all(isinstance(d, int) for d in shape) else None
-        values = read_metadata(meta, str(self.path), self.output_shape and name_count(self.task, self.output_shape))
+        values = read_metadata(meta, str(self.path), self.output_shape)
         self.input_shape = tuple(values["input_shape"])
         self.classes = values["classes"]
         self.mean = np.asarray(values["mean"], dtype=np.float32)
