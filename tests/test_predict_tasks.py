@@ -181,3 +181,20 @@ def test_masks_are_only_for_maps_and_a_bad_task_is_refused(runs, tmp_path):
     onnx.save(proto, tmp_path / "bad.onnx")
     result = invoke("predict", str(tmp_path / "bad.onnx"), "--npz", str(npz))
     assert result.exit_code == 2 and "specc.task must be one of classes, binary" in result.output
+
+
+# Without a run's weights the task is read off the spec's ending, as `train` would choose it for class labels.
+FROM_THE_SPEC = {case: (task, "probabilities" if body.endswith("sigmoid\n") else "logits") for case, (task, body, _) in SPECS.items()}
+FROM_THE_SPEC["regression"] = ("classes", "logits")  # fc 2: two class scores, until a run says it regressed values
+
+
+@pytest.mark.parametrize("case", list(SPECS))
+def test_random_weights_take_the_task_of_the_spec(tmp_path, case):
+    spec = tmp_path / "n.cnn"
+    spec.write_text(f"network {case}\n{SPECS[case][1]}")
+    result = specc.export(spec, tmp_path / "n.onnx")
+    assert (result.metadata["specc.task"], result.metadata["specc.output"]) == FROM_THE_SPEC[case]
+    names = json.loads(result.metadata["specc.classes"])
+    assert len(names) == {"classes": 3, "multilabel": 3, "segmentation": 3}.get(case, 2)  # two for one score or one channel
+    prediction = specc.Predictor(tmp_path / "n.onnx", provider="cpu").predict(np.zeros((1, 1, 8, 8), np.float32))[0]
+    assert prediction.task == FROM_THE_SPEC[case][0]
