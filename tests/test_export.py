@@ -19,6 +19,7 @@ import specc
 from specc.backends import onnx as onnx_backend
 from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, SpeccError
+from specc.runners.losses import final_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").rglob("*.cnn"))
@@ -43,6 +44,14 @@ def spec_param(path: Path):
     return pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if heavy else [])
 
 
+def class_names(net) -> int:
+    """How many class names `specc train` saves for `net` on class labels: two for one sigmoid or one score."""
+    shape = tuple(net.check().output_shape)
+    last = final_layer(net.network)
+    ends = last.kind.name if last is not None and last.kind.name in ("softmax", "sigmoid") else None
+    return onnx_backend.name_count(onnx_backend.task_of_spec(shape, ends), shape) or shape[0]
+
+
 def trained_weights(net, path: Path, **metadata) -> torch.nn.Module:
     """A model of `net` with every parameter and batchnorm statistic random, saved as `specc train` saves it."""
     torch.manual_seed(0)
@@ -55,7 +64,7 @@ def trained_weights(net, path: Path, **metadata) -> torch.nn.Module:
     channels = net.input_shape[0]
     meta = {
         "specc.network": net.name,
-        "specc.classes": json.dumps([f"class {i}" for i in range(net.check().output_shape[0])]),
+        "specc.classes": json.dumps([f"class {i}" for i in range(class_names(net))]),
         "specc.mean": json.dumps([0.25] * channels),
         "specc.std": json.dumps([0.5] * channels),
         "specc.input_shape": json.dumps(list(net.input_shape)),
@@ -103,7 +112,8 @@ def test_every_spec_exports_matches_torch_and_keeps_its_names(path: Path, tmp_pa
     meta = metadata(result.path)
     assert meta["specc.spec"] == path.read_text()
     assert json.loads(meta["specc.input_shape"]) == list(net.input_shape)
-    assert json.loads(meta["specc.classes"])[-1] == f"class {net.check().output_shape[0] - 1}"
+    assert json.loads(meta["specc.classes"])[-1] == f"class {class_names(net) - 1}"
+    assert meta["specc.task"] in onnx_backend.TASKS and (path.stem != "dna_cnn1d" or meta["specc.task"] == "binary")
     assert json.loads(meta["specc.mean"]) == [0.25] * net.input_shape[0]
     assert json.loads(meta["specc.std"]) == [0.5] * net.input_shape[0]
     assert meta["specc.epoch"] == "7" and meta["specc.version"] == specc.__version__

@@ -4,10 +4,12 @@ The file is written by `torch.onnx.export` (the torch.export-based exporter),
 with the weights inside and a dynamic batch axis. Its nodes are renamed after
 the spec's layers (`layer1.0.conv1/Conv`), and its metadata carries what
 `specc predict` needs to use it without the spec or torch: the spec text, the
-class names, the input shape and normalisation, and whether the output is
-already a probability distribution. Before the file takes its final name it
-must pass `onnx.checker` and agree with the torch module, run by onnxruntime
-on fresh random inputs of two batch sizes.
+class names, the input shape and normalisation, the task (classes, binary,
+multilabel, regression, segmentation: how to read the output), and whether the
+output is already probabilities (the spec's final softmax or sigmoid is in the
+graph). Before the file takes its final name it must pass `onnx.checker` and
+agree with the torch module, run by onnxruntime on fresh random inputs of two
+batch sizes.
 """
 
 from __future__ import annotations
@@ -137,7 +139,13 @@ def _few(items: list[str], shown: int = 4) -> str:
 def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[str, str]) -> dict[str, str]:
     """The ONNX metadata: the trained file's values where it has them, neutral defaults where not."""
     channels = net.input_shape[0]
-    classes = [str(i) for i in range(output_shape[0])] if output_shape and len(output_shape) == 1 else []
+    shape = tuple(output_shape or ())
+    ends = _final_activation(net.network.body)
+    task = trained.get("specc.task") or task_of_spec(shape, ends)
+    if task not in TASKS:
+        _damaged(str(weights), "task", f"one of {', '.join(TASKS)}", trained)
+    names = name_count(task, shape)
+    classes = [str(i) for i in range(names)] if names else []
     defaults = {"classes": classes, "mean": [0.0] * channels, "std": [1.0] * channels, "input_shape": list(net.input_shape)}
     values = defaults | read_metadata(trained, str(weights))  # types here; whether they fit this spec below
     if values["input_shape"] != list(net.input_shape):
@@ -149,13 +157,15 @@ def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[
         if len(values[key]) != channels:
             raise InputFileError(f"{weights}: specc.{key} has {len(values[key])} values, but the input has {channels} channels")
     if classes and len(values["classes"]) != len(classes):
-        raise InputFileError(f"{weights} names {len(values['classes'])} classes, but the network has {len(classes)} outputs")
+        outputs = f"{task} network with {_dims(shape)} outputs" if task != "classes" else f"network has {shape[0]} outputs"
+        raise InputFileError(f"{weights} names {len(values['classes'])} classes, but the {outputs} takes {len(classes)}")
     meta = {f"specc.{key}": json.dumps(value) for key, value in values.items()}
     meta |= {
         "specc.version": __version__,
         "specc.network": net.name,
         "specc.spec": net.source.text,
-        "specc.output": "probabilities" if _ends_in_softmax(net.network.body) else "logits",
+        "specc.task": task,
+        "specc.output": output_kind(task, ends),
         "specc.weights": Path(weights).name if weights else "random",
     }
     if "specc.epoch" in trained:
@@ -163,16 +173,59 @@ def _metadata(net: Net, output_shape, weights: str | Path | None, trained: dict[
     return meta
 
 
+# --- the task: what the output means --------------------------------------------
+
+# specc.task in the ONNX file: what predict makes of the output. Train's Task.kind, with `pixels` said for a user.
+TASKS = ("classes", "binary", "multilabel", "regression", "segmentation")
+# specc.output: whether the graph ends in its softmax or sigmoid (probabilities), or not (logits); values for regression.
+OUTPUTS = ("probabilities", "logits", "values")
+
+
+def task_name(kind: str) -> str:
+    """specc.task for a training Task.kind."""
+    return {"pixels": "segmentation"}.get(kind, kind)
+
+
+def task_of_spec(shape: tuple[int, ...], ends: str | None) -> str:
+    """The task of a spec alone, as `losses.choose` picks it for integer class labels: weights of a run say it instead."""
+    if len(shape) > 1:
+        return "segmentation"
+    if ends == "sigmoid":
+        return "binary" if shape == (1,) else "multilabel"
+    return "binary" if shape == (1,) and ends is None else "classes"
+
+
+def output_kind(task: str, ends: str | None) -> str:
+    if task == "regression":
+        return "values"
+    return "probabilities" if ends in ("softmax", "sigmoid") else "logits"
+
+
+def name_count(task: str, shape: tuple[int, ...]) -> int:
+    """How many names specc.classes holds for an output of `shape` (without the batch): two for one score or one channel."""
+    if not shape:
+        return 0
+    if task == "binary" or (task == "segmentation" and shape[0] == 1):
+        return 2
+    if task == "segmentation":
+        return shape[0] if len(shape) > 1 else 0
+    return shape[0] if len(shape) == 1 else 0  # classes, labels or values of a vector; a map of values has no names
+
+
 # --- metadata, as every reader takes it ------------------------------------------
 
 
-def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) -> dict:
+def read_metadata(meta: dict[str, str], where: str, output_shape: tuple[int, ...] | None = None) -> dict:
     """The specc.* entries of an ONNX file's or a weights file's metadata, parsed and checked.
 
     The one place that reads them, for predict, eval and export alike: a file written elsewhere, or
     damaged, is refused here with the entry named, not later with a traceback. Keys absent stay absent
-    (the caller decides what it needs); `outputs`, where known, is how many class names there must be.
+    (the caller decides what it needs); `output_shape` (without the batch), where known, says how many
+    class names there must be for the file's task.
     """
+    if "specc.task" in meta and meta["specc.task"] not in TASKS:
+        _damaged(where, "task", f"one of {', '.join(TASKS)}", meta)
+    outputs = name_count(meta.get("specc.task", "classes"), output_shape) if output_shape else None
     values = {key: _entry(meta, f"specc.{key}", where) for key in ("input_shape", "classes", "mean", "std") if f"specc.{key}" in meta}
     shape = values.get("input_shape")
     if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 4 and all(_count(d) for d in shape)):
@@ -182,7 +235,7 @@ def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) 
         _damaged(where, "classes", "a list of class names", meta)
     if classes is not None:
         values["classes"] = [str(c) for c in classes]
-        if outputs is not None and len(classes) != outputs:
+        if outputs and len(classes) != outputs:
             _damaged(where, "classes", f"one name per output of the network ({outputs}), but it has {len(classes)}", meta)
     for key in ("mean", "std"):
         numbers = values.get(key)
@@ -194,8 +247,8 @@ def read_metadata(meta: dict[str, str], where: str, outputs: int | None = None) 
             _damaged(where, key, f"one number per input channel ({shape[0]}), but it has {len(numbers)}", meta)
     if any(v <= 0 for v in values.get("std", [])):
         _damaged(where, "std", "positive numbers (each channel is divided by its standard deviation)", meta)
-    if "specc.output" in meta and meta["specc.output"] not in ("probabilities", "logits"):
-        _damaged(where, "output", "'probabilities' or 'logits'", meta)
+    if "specc.output" in meta and meta["specc.output"] not in OUTPUTS:
+        _damaged(where, "output", "'probabilities', 'logits' or 'values'", meta)
     return values
 
 
@@ -226,14 +279,14 @@ def _damaged(where: str, key: str, expected: str, meta: dict[str, str]) -> None:
 _REEXPORT = "the file was damaged or not written by specc: train or export it again with specc"
 
 
-def _ends_in_softmax(nodes: list[Node]) -> bool:
-    """True if the last thing the network does is a softmax, so its outputs are probabilities already."""
+def _final_activation(nodes: list[Node]) -> str | None:
+    """softmax or sigmoid, if it is the last thing the network does (then in the graph: its outputs are probabilities)."""
     if not nodes:
-        return False
+        return None
     last = nodes[-1]
     if isinstance(last, Layer):
-        return last.kind.name == "softmax"
-    return last.kind in ("block", "repeat", "seq") and _ends_in_softmax(last.children)
+        return last.kind.name if last.kind.name in ("softmax", "sigmoid") else None
+    return _final_activation(last.children) if last.kind in ("block", "repeat", "seq") else None
 
 
 # --- the export itself ---------------------------------------------------------
@@ -245,7 +298,7 @@ def _to_onnx(model, net: Net, opset: int, metadata: dict[str, str]):
     import torch
 
     example = torch.randn(_EXAMPLE_BATCH, *net.input_shape)
-    output_name = "probabilities" if metadata["specc.output"] == "probabilities" else "logits"
+    output_name = metadata["specc.output"]  # probabilities, logits or values
     # The exporter logs a warning per missing torchvision operator, torch.export a FutureWarning,
     # and onnxscript a traceback when it cannot convert to the opset asked for (checked below).
     try:

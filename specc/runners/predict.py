@@ -2,8 +2,9 @@
 
 Everything needed besides the pixels comes from the metadata that `specc
 export` wrote into the file: the input shape, the per-channel mean and
-standard deviation the network was trained with, the class names, and whether
-the network's output is already a probability distribution.
+standard deviation the network was trained with, the class names, the task
+(how to read the output: readings.py), and whether the output is already
+probabilities.
 
 Samples are prepared as in training: uint8 pixels are scaled by 1/255, floats
 are taken as they are, then each channel is normalised with the stored mean
@@ -19,13 +20,13 @@ import ctypes
 import io
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputFileError, UsageError
 from .images import image_pixels
+from .readings import Prediction, probabilities, read
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -33,15 +34,6 @@ PROVIDERS = ("auto", "cpu", "cuda")
 _REQUIRED = ("specc.input_shape", "specc.classes", "specc.mean", "specc.std", "specc.output")
 _IMAGE_MODES = {1: "L", 3: "RGB"}  # input channels -> Pillow mode
 BATCH = 64  # samples per onnxruntime call
-
-
-@dataclass
-class Prediction:
-    source: str  # the image file, or "file.npz[3]" for an array's sample
-    top: list[tuple[str, float]]  # (class, probability), most likely first
-
-    def to_json(self) -> dict:
-        return {"source": self.source, "top": [{"class": name, "probability": p} for name, p in self.top]}
 
 
 class Predictor:
@@ -60,14 +52,16 @@ class Predictor:
         from ..backends.onnx import read_metadata
 
         self.network = meta.get("specc.network", self.path.stem)
-        outputs = self.session.get_outputs()[0].shape
-        values = read_metadata(meta, str(self.path), outputs[1] if len(outputs) == 2 and isinstance(outputs[1], int) else None)
+        self.task = meta.get("specc.task", "classes")  # files from before tasks were classifiers
+        shape = self.session.get_outputs()[0].shape[1:]
+        self.output_shape = tuple(shape) if all(isinstance(d, int) for d in shape) else None
+        values = read_metadata(meta, str(self.path), self.output_shape)
         self.input_shape = tuple(values["input_shape"])
         self.classes = values["classes"]
         self.mean = np.asarray(values["mean"], dtype=np.float32)
         self.std = np.asarray(values["std"], dtype=np.float32)
-        self.outputs_probabilities = meta["specc.output"] == "probabilities"
-        if not self.classes:
+        self.output = meta["specc.output"]  # probabilities, logits or values
+        if not self.classes and self.task in ("classes", "binary", "multilabel"):
             raise InputFileError(f"{self.path}: {self.network} does not end in one score per class, so it cannot classify")
 
     @property
@@ -75,31 +69,40 @@ class Predictor:
         return self.session.get_providers()[0]
 
     def predict(self, samples, top: int = 3, resize: bool = False) -> list[Prediction]:
-        """Top classes for each sample: image paths or PIL images (a list of them), or an N x ... array."""
+        """A prediction for each sample, as the task reads the output: image paths or PIL images (a list of them), or an N x ... array.
+
+        classes: the `top` classes; binary: the positive class's probability; multilabel: each label's;
+        regression: the values; segmentation: the class mask, and its pixels per class.
+        """
         if isinstance(samples, np.ndarray):
-            probabilities = self.probabilities(samples)
-            return self._top(probabilities, [f"sample {i}" for i in range(len(probabilities))], top)
+            scores = self.outputs(samples)
+            return read(self.task, self.output, scores, self.classes, [f"sample {i}" for i in range(len(scores))], top)
         items = samples if isinstance(samples, list | tuple) else [samples]
         if not items:
             return []
         batch = np.stack([self.read_image(item, resize) for item in items])
-        return self._top(self.probabilities(batch), [_label(item) for item in items], top)
+        return read(self.task, self.output, self.outputs(batch), self.classes, [_label(item) for item in items], top)
 
     def predict_npz(self, path: str | Path, top: int = 3) -> list[Prediction]:
         path = Path(path)
-        probabilities = self.probabilities(read_npz(path), str(path))
-        return self._top(probabilities, [f"{path}[{i}]" for i in range(len(probabilities))], top)
+        scores = self.outputs(read_npz(path), str(path))
+        return read(self.task, self.output, scores, self.classes, [f"{path}[{i}]" for i in range(len(scores))], top)
 
     def probabilities(self, x: np.ndarray, where: str = "the array") -> np.ndarray:
-        """N x classes probabilities for N raw samples (uint8 pixels, or floats as in training)."""
+        """N x classes probabilities for N raw samples: softmax over classes, sigmoid per yes/no output (where the graph lacks it)."""
+        if self.task == "regression":
+            raise UsageError(f"{self.network} regresses values: it has no probabilities", hint="use outputs() for its values")
+        return probabilities(self.task, self.output, self.outputs(x, where))
+
+    def outputs(self, x: np.ndarray, where: str = "the array") -> np.ndarray:
+        """The network's outputs (N x ...) for N raw samples (uint8 pixels, or floats as in training), as the graph gives them."""
         if x.ndim == 0:
             raise InputFileError(f"{where} is a single number, not a batch of samples", hint=f"pass an N x {_dims(self.input_shape)} array")
         if len(x) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return np.zeros((0, *(self.output_shape or (len(self.classes),))), dtype=np.float32)
         name = self.session.get_inputs()[0].name
         # In slices: a whole test set at 224x224 would take gigabytes as float32.
-        scores = np.concatenate([self.session.run(None, {name: self._prepare(part, where)})[0] for part in _slices(x, BATCH)])
-        return scores if self.outputs_probabilities else _softmax(scores)
+        return np.concatenate([self.session.run(None, {name: self._prepare(part, where)})[0] for part in _slices(x, BATCH)])
 
     def read_image(self, image, resize: bool = False) -> np.ndarray:
         """One image file or PIL image as uint8 C x H x W, in the network's channels and size."""
@@ -164,13 +167,6 @@ class Predictor:
             )
         spatial = (1,) * (len(self.input_shape) - 1)
         return (x - self.mean.reshape(-1, *spatial)) / self.std.reshape(-1, *spatial)
-
-    def _top(self, probabilities: np.ndarray, sources: list[str], top: int) -> list[Prediction]:
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        return [
-            Prediction(source, [(self.classes[i], float(row[i])) for i in best])
-            for source, row, best in zip(sources, probabilities, order, strict=True)
-        ]
 
 
 def read_npz(path: Path) -> np.ndarray:
@@ -264,11 +260,6 @@ def _label(item) -> str:
 
 def _slices(x: np.ndarray, size: int):
     return (x[start : start + size] for start in range(0, len(x), size))
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _dims(shape) -> str:

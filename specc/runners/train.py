@@ -26,7 +26,7 @@ Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
   last.state.safetensors   everything else --resume needs: weights, optimiser, schedule, RNGs, history
   curves.png               loss and accuracy per epoch
   test.json                the final test evaluation of best.safetensors
-Weights files carry metadata (specc.network, .classes, .mean, .std,
+Weights files carry metadata (specc.network, .task, .classes, .mean, .std,
 .input_shape, .epoch) so that `specc export` needs nothing else.
 
 Resume. The state file holds the weights too, so one atomic write makes a
@@ -449,8 +449,11 @@ class _Run:
         (self.run_dir / "config.json").write_text(json.dumps(resolved | extra, indent=2) + "\n")
 
     def _weights_metadata(self, epoch: int) -> dict[str, str]:
+        from ..backends.onnx import task_name  # what export writes as specc.task, so that predict reads the output as trained
+
         return {
             "specc.network": self.net.name,
+            "specc.task": task_name(self.task.kind),
             "specc.classes": json.dumps(self.classes),
             "specc.mean": json.dumps(self.mean),
             "specc.std": json.dumps(self.std),
