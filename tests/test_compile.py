@@ -19,17 +19,16 @@ from specc.ir import RESERVED
 from . import reference_nets
 
 ROOT = Path(__file__).resolve().parent.parent
-# torchvision's models over a GMAC (all but AlexNet) cost seconds to a minute each here on two CPU cores;
-# tests/test_zoo.py holds them to torchvision's function, so outside CI these checks of them are skipped.
+# torchvision's models over a GMAC (all but a few) cost seconds to a minute each here on two CPU cores,
+# and tests/test_zoo.py holds them to torchvision's function, a stronger check than these: left to it.
 HEAVY_MACS = 1_000_000_000
 
 
-def spec_param(path: Path):
-    heavy = path.parent.name == "torchvision" and specc.load(path).check().total_macs > HEAVY_MACS
-    return pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if heavy else [])
+def light(path: Path) -> bool:
+    return path.parent.name != "torchvision" or specc.load(path).check().total_macs <= HEAVY_MACS
 
 
-SPECS = [spec_param(path) for path in sorted((ROOT / "specs").rglob("*.cnn"))]
+SPECS = [pytest.param(path, id=path.stem) for path in sorted((ROOT / "specs").rglob("*.cnn")) if light(path)]
 BIG = {"resnet18", "resnet34", "resnet50"}
 
 
