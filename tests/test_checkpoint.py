@@ -195,7 +195,7 @@ def kill_at_rename(monkeypatch, run: Path, kill_after: int | None) -> list[str]:
 
 def run_files(run: Path) -> dict:
     """What a finished run holds, timings left out: weights, their epochs, test.json, metrics, the state's epoch."""
-    from specc.runners.train import STATE_FILE
+    from specc.runners.rundir import STATE_FILE
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     files = {
@@ -220,11 +220,12 @@ def cheap_curves(history, path, title, *rest) -> None:
 
 @pytest.mark.parametrize("best_epoch, val_fraction", [(1, None), (2, 0.0)])
 def test_a_kill_after_any_write_of_a_run_resumes_to_the_unbroken_run(tmp_path, monkeypatch, best_epoch, val_fraction):
+    from specc.runners import rundir
     from specc.runners import train as trainer
 
     from .test_train import make_npz, quick, write_spec
 
-    monkeypatch.setattr(trainer, "write_curves", cheap_curves)
+    monkeypatch.setattr(rundir, "write_curves", cheap_curves)
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=40, n_test=12)
     # A tiny validation split ties at accuracy 1 from epoch 1 on, so the best stays at epoch 1; without
     # one the score is the falling training loss, so the best is the last epoch: both kinds of stale best.
@@ -235,7 +236,7 @@ def test_a_kill_after_any_write_of_a_run_resumes_to_the_unbroken_run(tmp_path, m
         trainer.train(spec, settings, out=whole)
     want = run_files(whole)
     assert want["best"][1] == str(best_epoch) and want["test"]["epoch"] == best_epoch
-    assert writes.count(trainer.STATE_FILE) == 2 and writes[-1] == "test.json" and "best.safetensors" in writes
+    assert writes.count(rundir.STATE_FILE) == 2 and writes[-1] == "test.json" and "best.safetensors" in writes
 
     for kill_after in range(len(writes)):
         run = tmp_path / f"killed-after-{kill_after}"
@@ -243,7 +244,7 @@ def test_a_kill_after_any_write_of_a_run_resumes_to_the_unbroken_run(tmp_path, m
             kill_at_rename(m, run, kill_after)
             with pytest.raises(Killed):
                 trainer.train(spec, settings, out=run)
-        if (run / trainer.STATE_FILE).exists():
+        if (run / rundir.STATE_FILE).exists():
             trainer.train(None, resume=run)
         else:  # no epoch was committed: the same command again, in the folder specc made
             trainer.train(spec, settings, out=run)
@@ -276,7 +277,7 @@ def test_a_hard_kill_at_the_last_epochs_state_is_finished_by_resume(tmp_path, wh
     import subprocess
     import sys
 
-    from specc.runners.train import STATE_FILE
+    from specc.runners.rundir import STATE_FILE
 
     from .test_train import invoke, make_npz, write_spec
 

@@ -347,7 +347,7 @@ def test_layerscale_parameter_is_shaped_as_torchvisions():
 
 def test_weight_decay_reaches_only_the_weights_the_kinds_name():
     """Not a norm's or a layer scale's weight, whatever its number of axes (layerscale's is C×1×1)."""
-    from specc.runners.train import decayed
+    from specc.runners.optim import decayed
 
     net = specc.loads("input 3x8x8\nconv K=4 F=3\nbatchnorm\nlayernorm\nlayerscale\ndeconv K=2 F=2 S=2 bias=false\nflatten\nfc 2\n")
     model = net.to_torch()

@@ -209,7 +209,7 @@ def test_mean_iou_of_masks():
 
 
 def test_augmentation_moves_masks_and_value_maps_with_their_images():
-    from specc.runners.train import augment_pair
+    from specc.runners.augment import augment_pair
 
     torch.manual_seed(0)
     x = torch.rand(16, 2, 8, 8)

@@ -277,7 +277,7 @@ def test_the_check_comes_before_the_data_is_read(tmp_path: Path):
 
 
 def test_train_takes_a_new_or_empty_folder_or_its_own_unfinished_run(tmp_path: Path):
-    from specc.runners.train import RUN_MARKER
+    from specc.runners.rundir import RUN_MARKER
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -297,7 +297,7 @@ def test_train_takes_a_new_or_empty_folder_or_its_own_unfinished_run(tmp_path: P
 
 
 def test_train_never_writes_over_its_own_inputs(tmp_path: Path):
-    from specc.runners.train import RUN_MARKER
+    from specc.runners.rundir import RUN_MARKER
 
     run = tmp_path / "run"
     run.mkdir()

@@ -24,6 +24,7 @@ from safetensors import safe_open
 
 from specc.cli import main
 from specc.errors import SpeccError
+from specc.runners import rundir
 from specc.runners import train as trainer
 from specc.runners.checkpoint import load as load_safetensors
 from specc.runners.train import Reporter, train
@@ -110,7 +111,7 @@ def test_the_run_directory_holds_what_the_contract_says(tmp_path):
         "metrics.jsonl",
         "last.safetensors",
         "best.safetensors",
-        trainer.STATE_FILE,
+        rundir.STATE_FILE,
         "curves.png",
         "test.json",
     }

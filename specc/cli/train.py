@@ -250,7 +250,7 @@ class PlainReporter:
             self.console.print(printable(line), highlight=False, markup=False)
 
     def note(self, text: str) -> None:
-        self.console.print(printable(text), highlight=False, markup=False)
+        self.console.print(printable(text), highlight=False, markup=False, soft_wrap=True)  # the terminal wraps; a copied path stays whole
 
     def epoch_start(self, epoch: int, epochs: int, images: int) -> None: ...
 

@@ -102,7 +102,7 @@ def evaluate_weights(
     from ..api import load
     from .config import resolve
     from .distributed import pick_device
-    from .train import _autocast_dtype
+    from .precision import autocast_dtype
 
     net = load(spec)
     net.check()
@@ -120,7 +120,7 @@ def evaluate_weights(
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
-    dtype = _autocast_dtype(precision, chosen)
+    dtype = autocast_dtype(precision, chosen)
     autocast = contextlib.nullcontext if dtype is None else (lambda: torch.autocast(chosen.type, dtype=dtype))
     y = task.targets(test.y).to(chosen)
     sums = evaluate(model, test.x.to(chosen), y, Normalise(mean, std, chosen, test.x.dim() - 1), task, autocast)
