@@ -144,9 +144,7 @@ def final_state(run: Path) -> tuple[dict, dict]:
 
 
 def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(
-        a[f].keys() == b[f].keys() and all(bool((a[f][t] == b[f][t]).all()) for t in a[f]) for f in a
-    )
+    return a.keys() == b.keys() and all(a[f].keys() == b[f].keys() and all(bool((a[f][t] == b[f][t]).all()) for t in a[f]) for f in a)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Write specc/parser_tables.json again from grammar/specc.lark (after an edit of the grammar).
 
-    python grammar/write_tables.py
+python grammar/write_tables.py
 """
 
 import sys

@@ -223,7 +223,7 @@ def test_a_kill_after_any_write_of_a_run_resumes_to_the_unbroken_run(tmp_path, m
     from specc.runners import rundir
     from specc.runners import train as trainer
 
-    from .test_train import make_npz, quick, write_spec
+    from .helpers import make_npz, quick, write_spec
 
     monkeypatch.setattr(rundir, "write_curves", cheap_curves)
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=40, n_test=12)
@@ -279,7 +279,7 @@ def test_a_hard_kill_at_the_last_epochs_state_is_finished_by_resume(tmp_path, wh
 
     from specc.runners.rundir import STATE_FILE
 
-    from .test_train import invoke, make_npz, write_spec
+    from .helpers import invoke, make_npz, write_spec
 
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=40, n_test=12)
     run = tmp_path / "run"
@@ -307,7 +307,7 @@ def test_a_hard_kill_at_the_last_epochs_state_is_finished_by_resume(tmp_path, wh
 def test_a_run_without_validation_keeps_a_best_even_when_its_loss_stays_above_one(tmp_path):
     from specc.runners.train import train
 
-    from .test_train import make_npz, quick, write_spec
+    from .helpers import make_npz, quick, write_spec
 
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=24, n_test=6)
     result = train(spec, quick(data, epochs=1, lr=1e-9, val_fraction=0.0), out=tmp_path / "run")

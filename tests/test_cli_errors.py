@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from specc.cli import main
 from specc.errors import EXIT_FAILURE
 
-from .test_train import TINY, make_npz
+from .helpers import TINY, make_npz
 
 
 def run(*args: str):

@@ -176,6 +176,7 @@ concat {{
 }}
 tanh
 dropout 0.1
+relu                               # after dropout: in eval mode it reads the dropout's input tensor itself
 pool avg global
 flatten
 fc 6

@@ -15,7 +15,7 @@ from specc.errors import InputFileError, UsageError
 from specc.runners import data
 from specc.runners.data import find_data_dir, is_fashion_mnist, load_splits, normalisation
 
-REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+from .helpers import REAL_FASHION_MNIST
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:

@@ -21,7 +21,7 @@ from specc.errors import UsageError
 from specc.runners.distributed import pick_device
 from specc.runners.train import epoch_order, preflight, train
 
-from .test_train import TINY, assert_same_weights, make_npz, quick, weights, write_spec
+from .helpers import TINY, assert_same_weights, make_npz, quick, weights, write_spec
 
 
 def run_in(folder, *command: str, dump=None, expect: int = 0) -> subprocess.CompletedProcess:

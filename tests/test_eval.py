@@ -10,7 +10,7 @@ import pytest
 from specc.runners.checkpoint import load as load_checkpoint
 from specc.runners.train import train
 
-from .test_train import TINY, invoke, make_npz, quick, write_spec
+from .helpers import TINY, invoke, make_npz, quick, write_spec
 
 
 def test_eval_reports_what_training_reported(tmp_path):

@@ -136,7 +136,8 @@ def test_compile_print_is_the_file_byte_for_byte(spec, columns, tmp_path):
 
 
 def test_a_config_json_of_the_wrong_types_exits_2_as_bad_json_does(tmp_path):
-    from .test_train import invoke, make_npz, write_spec
+    pytest.importorskip("torch")  # it trains
+    from .helpers import invoke, make_npz, write_spec
 
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
     run = tmp_path / "run"
@@ -153,9 +154,10 @@ def test_a_message_quoting_a_huge_token_is_clipped():
 
 
 def test_the_end_of_training_prints_markup_in_names_as_text(tmp_path):
+    pytest.importorskip("torch")  # it trains
     import numpy as np
 
-    from .test_train import invoke, make_npz, write_spec
+    from .helpers import invoke, make_npz, write_spec
 
     spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
     for split in ("train", "test"):

@@ -311,9 +311,10 @@ def test_longdouble_samples_are_read(exported, tmp_path: Path):
     pixels = fashion_images(2)
     np.savez(tmp_path / "items.npz", x=(pixels / 255).astype(np.longdouble))
     np.savez(tmp_path / "same.npz", x=pixels)
-    assert cli(exported[0], "--npz", tmp_path / "items.npz").stdout.replace("items", "same") == cli(
-        exported[0], "--npz", tmp_path / "same.npz"
-    ).stdout
+    assert (
+        cli(exported[0], "--npz", tmp_path / "items.npz").stdout.replace("items", "same")
+        == cli(exported[0], "--npz", tmp_path / "same.npz").stdout
+    )
 
 
 def test_class_names_reach_the_terminal_as_text(exported, tmp_path: Path):

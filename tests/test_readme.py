@@ -8,33 +8,38 @@ from pathlib import Path
 
 import pytest
 
-REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+from .helpers import REAL_FASHION_MNIST
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _command_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+def _quick_start_commands(readme: str) -> list[str]:
+    """The README's opening commands: the code blocks under 'Quick start', one line each."""
+    quick_start = readme[readme.index("## Quick start") : readme.index("\n## ", readme.index("## Quick start") + 1)]
+    blocks = quick_start.split("```bash\n")[1:]
+    return [block[: block.index("```")].strip() for block in blocks]
 
 
-def test_ci_runs_the_readme_test_command():
-    ci = _command_lines((ROOT / ".ci" / "run").read_text())
+def test_the_readme_opens_with_two_one_line_commands_the_scripts_ci_runs():
     readme = (ROOT / "README.md").read_text()
-    assert ci, ".ci/run has no command"
-    assert "\n".join(ci) in readme, "README's test command and .ci/run differ"
+    assert readme.index("## Quick start") < readme.index("```"), "the quick start is not the first thing shown"
+    assert _quick_start_commands(readme) == ["bash examples/quickstart.sh", "bash .ci/run"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    for step in ("apt-get install", "pip install -q -e '.[test]'", "ruff check", "ruff format --check", "python -m pytest"):
+        assert step in ci, step
 
 
-def _main_job(readme: str) -> list[str]:
-    """The specc commands of the README's first code block under 'Quick start'."""
-    quick_start = readme[readme.index("## Quick start") :]
-    block = quick_start[quick_start.index("```bash") + len("```bash") : quick_start.index("```", quick_start.index("```bash") + 7)]
-    return [line for line in block.splitlines() if line.startswith(".venv/bin/specc ")]
+def _main_job() -> list[str]:
+    """The specc commands of examples/quickstart.sh, the README's main job."""
+    script = (ROOT / "examples" / "quickstart.sh").read_text()
+    return [line for line in script.splitlines() if line.startswith(".venv/bin/specc ")]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_the_readme_main_job_trains_exports_and_predicts(tmp_path):
     """The quick start's own commands, in a scratch folder, with the training cut to a fraction of an epoch."""
-    commands = _main_job((ROOT / "README.md").read_text())
+    commands = _main_job()
     assert [c.split()[1] for c in commands] == ["train", "export", "predict"]
     for name in ("specs", "examples"):
         (tmp_path / name).symlink_to(ROOT / name)

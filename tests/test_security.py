@@ -239,7 +239,7 @@ def users_folder(folder: Path) -> dict[Path, bytes]:
 
 
 def train_args(tmp_path: Path, out: Path, *more: str) -> list[str]:
-    from .test_train import make_npz, write_spec
+    from .helpers import make_npz, write_spec
 
     data = tmp_path / "data"
     if not data.exists():
@@ -266,7 +266,7 @@ def test_train_refuses_a_folder_of_the_users_own_files(tmp_path: Path):
 def test_the_check_comes_before_the_data_is_read(tmp_path: Path):
     from specc.runners.train import preflight, train
 
-    from .test_train import write_spec
+    from .helpers import write_spec
 
     out = tmp_path / "mine"
     users_folder(out)

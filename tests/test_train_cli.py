@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from specc.cli import main
 from specc.runners.plots import curves_title
 
-from .test_train import invoke, make_npz, write_spec
+from .helpers import invoke, make_npz, write_spec
 
 
 def test_the_output_and_batch_flags_have_both_spellings_on_every_verb(tmp_path):

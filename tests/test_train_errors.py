@@ -11,7 +11,7 @@ from PIL import Image
 
 from specc.runners.config import TrainConfig, resolve
 
-from .test_train import TINY, invoke, make_npz, write_spec
+from .helpers import TINY, invoke, make_npz, write_spec
 
 
 def write_idx(path, array: np.ndarray) -> None:

@@ -18,7 +18,7 @@ import specc
 from specc.runners.losses import final_layer
 from specc.runners.train import train
 
-from .test_train import invoke
+from .helpers import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(ROOT.glob("specs/**/*.cnn"))

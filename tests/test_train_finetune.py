@@ -7,7 +7,7 @@ import torch
 import specc
 from specc.runners.train import train
 
-from .test_train import TINY, invoke, make_npz, quick, weights, write_spec
+from .helpers import TINY, invoke, make_npz, quick, weights, write_spec
 
 WIDER_HEAD = TINY.replace("fc 3\n", "fc 16\nrelu\nfc 3\n")
 

@@ -146,9 +146,7 @@ def _write_masks(predictions, folder: Path, inputs: list[str | None]) -> list[Pa
     help="Batch for per-layer timings and throughput.",
 )
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed iterations, after a warm-up.")
-@click.option(
-    "--threads", type=click.IntRange(min=1), default=None, help="Threads of torch and of onnxruntime [default: the idle cores]."
-)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads of torch and of onnxruntime [default: the idle cores].")
 @click.option("-q", "--quiet", is_flag=True, help="Only the tables: no note while measuring.")
 def bench(spec: str, batch: int, iters: int, threads: int | None, quiet: bool):
     """Time SPEC on this CPU: per-layer forward and backward, then torch eager against onnxruntime."""
