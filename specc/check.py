@@ -289,39 +289,46 @@ def _gate_hint(x: Shape, scale: Shape) -> str:
     return "each of the body's spatial sizes must be 1 (as after `pool avg global`) or the input's"
 
 
+def shown(row_depth: int, depth: int | None) -> bool:
+    """Whether `--depth` shows what is nested `row_depth` groups deep; deeper layers fold into their group's row."""
+    return depth is None or row_depth <= depth
+
+
 def _rows(nodes: list[Node], depth: int):
     for node in nodes:
+        yield row(node, depth)
         if isinstance(node, Layer):
-            yield _layer_row(node, depth)
             continue
-        yield Row(
-            node.name if node.scoped else "",
-            node.title,
+        shortcut = [row(layer, depth + 1) for layer in node.shortcut_layers]
+        yield from shortcut if node.shortcut_first else ()
+        yield from _rows(node.children, depth + 1)
+        yield from () if node.shortcut_first else shortcut
+
+
+def row(node: Node, depth: int) -> Row:
+    """The table's row for one layer, or for a group with its summed figures, nested `depth` deep."""
+    if isinstance(node, Layer):
+        return Row(
+            node.name,
+            node.kind.title(node.args),
             node.line,
             depth,
             node.out_shape,
             node.params,
             node.macs,
             node.receptive_field,
-            frozen=node.frozen,
-            is_group=True,
+            node.formula,
+            node.frozen,
         )
-        shortcut = [_layer_row(layer, depth + 1) for layer in node.shortcut_layers]
-        yield from shortcut if node.shortcut_first else ()
-        yield from _rows(node.children, depth + 1)
-        yield from () if node.shortcut_first else shortcut
-
-
-def _layer_row(layer: Layer, depth: int) -> Row:
     return Row(
-        layer.name,
-        layer.kind.title(layer.args),
-        layer.line,
+        node.name if node.scoped else "",
+        node.title,
+        node.line,
         depth,
-        layer.out_shape,
-        layer.params,
-        layer.macs,
-        layer.receptive_field,
-        layer.formula,
-        layer.frozen,
+        node.out_shape,
+        node.params,
+        node.macs,
+        node.receptive_field,
+        frozen=node.frozen,
+        is_group=True,
     )

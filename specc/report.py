@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .check import Report, Row
+from .check import Report, Row, shown
 from .shapes import shape_text
 
 
@@ -74,7 +74,7 @@ def table(report: Report, depth: int | None = None, width: int = 200):
     from rich.cells import cell_len
     from rich.text import Text
 
-    rows = [row for row in report.rows if depth is None or row.depth <= depth]
+    rows = [row for row in report.rows if shown(row.depth, depth)]
     drawn = rows[:MAX_ROWS]
     cells = [_cells(row) for row in drawn]
     widths = [max(map(cell_len, (header, *(c[i] for c in cells)))) for i, (header, _, _) in enumerate(_COLUMNS)]

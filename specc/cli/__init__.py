@@ -22,6 +22,7 @@ from ..errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, SpeccError
 _VERBS = {
     "check": ("spec", "check"),
     "compile": ("spec", "compile_"),
+    "draw": ("spec", "draw"),
     "train": ("train", "train"),
     "eval": ("train", "evaluate"),
     "export": ("ship", "export"),

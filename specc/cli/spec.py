@@ -82,3 +82,18 @@ def compile_(spec: str, output: str | None, show: bool, class_name: str | None):
         click.echo(f"wrote {output}", err=True)
     if show or not output:  # raw, never through rich: a terminal's wrapping would cut lines of code mid-word
         click.echo(source, nl=False)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "--out", "output", type=click.Path(dir_okay=False), required=True, help="Write here: .svg .png .pdf .dot")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="Fold groups nested deeper than this, as check --depth.")
+def draw(spec: str, output: str, depth: int | None):
+    """Draw SPEC as a diagram through Graphviz: a box per layer, residuals and concats as forks and joins."""
+    from ..draw import output_format, write
+    from ..outputs import refuse_replacing
+
+    refuse_replacing({"-o": output}, {"the spec": spec})
+    output_format(output)  # before the spec, so that a wrong suffix is named as the flag's mistake
+    write(_load(spec), output, depth)
+    click.echo(f"wrote {output}", err=True)
