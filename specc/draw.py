@@ -108,6 +108,7 @@ class _Diagram:
         self.graph = graphviz.Digraph(name=name, graph_attr=_GRAPH, node_attr=_NODE, edge_attr=_EDGE)
         self.edges: list[tuple[str, str, dict[str, str]]] = []  # drawn in the root graph, or a cluster would claim both ends
         self.count = 0
+        self.home: dict[str, object] = {}  # node id -> the graph or cluster it is drawn in
 
     def draw(self, body: list[Node], input_shape) -> None:
         tail = self._fresh("input")
@@ -154,15 +155,18 @@ class _Diagram:
         return self.join(graph, "add", group, [(body, {"class": "body"}), (shortcut, straight)])
 
     def concat(self, graph, group: Group, fork: str, level: int) -> str:
-        ends = []
+        ends, heads = [], []
         for i, branch in enumerate(group.children):
+            first = len(self.edges)
+            ends.append((self.node(graph, branch, fork, level + 1), {"class": "branch"}))
+            heads.append(self.edges[first][1])  # the branch's first node: its first edge comes from the fork
             if group.split:  # each branch takes its slice of the channels: the edge says which
-                first = len(self.edges)
-                end = self.node(graph, branch, fork, level + 1)
                 self.edges[first][2]["label"] = f"slice {i + 1}/{len(group.children)}"
-            else:
-                end = self.node(graph, branch, fork, level + 1)
-            ends.append((end, {"class": "branch"}))
+        if all(self.home.get(head) is graph for head in heads):
+            with graph.subgraph() as row:  # invisible edges in one rank keep the branches in the spec's order
+                row.attr(rank="same")
+                for left, right in zip(heads, heads[1:], strict=False):
+                    row.edge(left, right, style="invis")
         return self.join(graph, "concat", group, ends)
 
     def box(self, graph, node_id: str, r: Row, tail: str, role: str, kind: str, args: str, edge_role: str = "") -> str:
@@ -173,6 +177,7 @@ class _Diagram:
         style = "rounded,filled" + (",dashed" if r.frozen else "")
         shape = {"shape": "box3d", "margin": "0.14,0.07"} if role == "folded" else {"shape": "box"}
         graph.node(node_id, label, style=style, fillcolor=_colour(kind), **shape, **{"class": role})
+        self.home[node_id] = graph
         self.edges.append((tail, node_id, {"class": edge_role} if edge_role else {}))
         return node_id
 

@@ -33,6 +33,7 @@ class Picture:
     nodes: dict[str, tuple[set[str], str]]  # id -> (classes, its text, one line per <text>)
     edges: dict[tuple[str, str], set[str]]  # (tail, head) -> classes
     clusters: list[str]  # their labels
+    xs: dict[str, float]  # node id -> where its label is drawn, left to right
 
     def ids(self, role: str) -> list[str]:
         return [i for i, (classes, _) in self.nodes.items() if role in classes]
@@ -46,19 +47,20 @@ class Picture:
 
 def parse(svg: str) -> Picture:
     root = ET.fromstring(svg)
-    nodes, edges, clusters = {}, {}, []
+    nodes, edges, clusters, xs = {}, {}, [], {}
     for g in root.iter(f"{SVG}g"):
         classes = set(g.get("class", "").split())
         title = g.findtext(f"{SVG}title")
         text = "\n".join(t.text or "" for t in g.iter(f"{SVG}text"))
         if "node" in classes:
             nodes[title] = (classes, text)
+            xs[title] = float(g.find(f"{SVG}text").get("x"))
         elif "edge" in classes:
             tail, head = title.split("->")
             edges[(tail, head)] = classes
         elif "cluster" in classes:
             clusters.append("".join(t.text or "" for t in g.findall(f"{SVG}text")))
-    return Picture(nodes, edges, clusters)
+    return Picture(nodes, edges, clusters, xs)
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +156,17 @@ def test_concat_branches_fork_and_join_at_a_concat_node():
     picture = parse(draw.to_svg(net))
     concats = list(groups(net.network.body, "concat"))
     assert len(concats) == len(picture.ids("concat")) == 2
+    forks = []
     for concat in concats:
         firsts = [next(walk_layers([b])).name if isinstance(b, Group) else b.name for b in concat.children]
         lasts = [list(walk_layers([b]))[-1].name if isinstance(b, Group) else b.name for b in concat.children]
         [fork] = {p for first in firsts for p in picture.preds(first)}
         [join] = {h for last in lasts for h in picture.succs(last)}
-        assert fork in ("stem.relu1", "pool1") or fork.endswith("relu1")
+        forks.append(fork)
         assert "concat" in picture.nodes[join][0] and shape_text(concat.out_shape) in picture.nodes[join][1]
         assert sorted(picture.preds(join)) == sorted(lasts)
+        assert sorted(firsts, key=picture.xs.get) == firsts, "the branches are not drawn in the spec's order"
+    assert forks == ["relu1", "pool1"]  # the stem's relu, then the pool between the two inception blocks
     assert "56×32×32" in picture.nodes[picture.ids("concat")[0]][1]
 
 
