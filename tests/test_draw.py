@@ -7,6 +7,7 @@ every concat a fork and a concat node. Graphviz runs once per picture, in module
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -225,3 +226,20 @@ def test_the_cli_refuses_an_unknown_format_a_bad_spec_and_replacing_the_spec(tmp
     assert done.exit_code == 2 and "bad.cnn:2:12: error" in done.output and not (tmp_path / "bad.svg").exists()
     done = runner.invoke(main, ["draw", str(bad), "-o", str(bad)])
     assert done.exit_code == 2 and "would destroy" in done.output
+
+
+def test_every_spec_in_the_zoo_draws_one_node_per_layer():
+    """DOT source only (no layout): every layer of every spec in specs/ is one node, and frozen ones say so."""
+    for path in sorted(ROOT.glob("specs/**/*.cnn")):
+        net = specc.load(path)
+        declared = dict(re.findall(r'^\t+"?([^"\s]+)"? \[(.*)$', draw.to_dot(net), re.M))  # node id -> its attributes
+        layers = net.check().layers
+        assert sum("class=layer" in attrs for attrs in declared.values()) == len(layers), path.name
+        for layer in layers:
+            assert "class=layer" in declared[layer.name], (path.name, layer.name)
+            assert ("frozen" in declared[layer.name]) == layer.frozen, (path.name, layer.name)
+
+
+def test_draw_is_listed_among_the_verbs():
+    done = CliRunner().invoke(main, ["--help"])
+    assert done.exit_code == 0 and "draw" in done.output
