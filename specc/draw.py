@@ -176,7 +176,7 @@ class _Diagram:
         label = _html_label(r.name or r.kind, f"{r.kind} {args}".strip() if r.name else args, details)
         style = "rounded,filled" + (",dashed" if r.frozen else "")
         shape = {"shape": "box3d", "margin": "0.14,0.07"} if role == "folded" else {"shape": "box"}
-        graph.node(node_id, label, style=style, fillcolor=_colour(kind), **shape, **{"class": role})
+        graph.node(node_id, label, tooltip=_tooltip(r), style=style, fillcolor=_colour(kind), **shape, **{"class": role})
         self.home[node_id] = graph
         self.edges.append((tail, node_id, {"class": edge_role} if edge_role else {}))
         return node_id
@@ -226,6 +226,12 @@ def _html_label(title: str, middle: str | None, details: str) -> str:
         lines.append(html.escape(middle))
     lines.append(f'<font color="{MUTED}" point-size="9">{html.escape(details)}</font>')
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _tooltip(r: Row) -> str:
+    """The rest of the check table's row, shown on hover in a browser: `line 17 · (224 − 7 + 2·3)/2 + 1 = 112.5 → 112 · ...`."""
+    parts = [f"line {r.line}", r.formula or "", f"{r.macs:,} MACs", f"receptive field {r.receptive_field}"]
+    return " · ".join(part for part in parts if part)
 
 
 def _cluster_label(r: Row) -> str:

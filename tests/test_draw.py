@@ -35,6 +35,7 @@ class Picture:
     edges: dict[tuple[str, str], set[str]]  # (tail, head) -> classes
     clusters: list[str]  # their labels
     xs: dict[str, float]  # node id -> where its label is drawn, left to right
+    tooltips: dict[str, str]
 
     def ids(self, role: str) -> list[str]:
         return [i for i, (classes, _) in self.nodes.items() if role in classes]
@@ -48,20 +49,22 @@ class Picture:
 
 def parse(svg: str) -> Picture:
     root = ET.fromstring(svg)
-    nodes, edges, clusters, xs = {}, {}, [], {}
+    nodes, edges, clusters, xs, tooltips = {}, {}, [], {}, {}
     for g in root.iter(f"{SVG}g"):
         classes = set(g.get("class", "").split())
         title = g.findtext(f"{SVG}title")
         text = "\n".join(t.text or "" for t in g.iter(f"{SVG}text"))
         if "node" in classes:
             nodes[title] = (classes, text)
-            xs[title] = float(g.find(f"{SVG}text").get("x"))
+            xs[title] = float(next(g.iter(f"{SVG}text")).get("x"))
+            link = next(g.iter(f"{SVG}a"), None)
+            tooltips[title] = link.get("{http://www.w3.org/1999/xlink}title") if link is not None else None
         elif "edge" in classes:
             tail, head = title.split("->")
             edges[(tail, head)] = classes
         elif "cluster" in classes:
             clusters.append("".join(t.text or "" for t in g.findall(f"{SVG}text")))
-    return Picture(nodes, edges, clusters, xs)
+    return Picture(nodes, edges, clusters, xs, tooltips)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +97,11 @@ def test_one_node_per_layer_of_the_check_report(resnet18, full):
         text = full.nodes[r.name][1]
         assert r.name in text and r.kind in text and shape_text(r.output_shape) in text, (r.name, text)
         assert (f"{r.params:,} params" in text) == (r.params > 0)
+
+
+def test_the_rest_of_the_row_is_the_tooltip(full, resnet18):
+    stem = next(r for r in resnet18.check().layers if r.name == "stem")
+    assert full.tooltips["stem"] == f"line {stem.line} · (224 − 7 + 2·3)/2 + 1 = 112.5 → 112 · 118,013,952 MACs · receptive field 7"
 
 
 def test_arguments_that_differ_from_the_defaults_are_shown_as_written(full):
@@ -197,6 +205,15 @@ def test_the_cli_writes_every_format_without_torch(tmp_path):
     assert outs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert outs["pdf"].read_bytes()[:5] == b"%PDF-"
     assert outs["dot"].read_text().startswith("digraph resnet18 {")
+
+
+def test_a_layout_that_fails_or_takes_too_long_is_an_error_not_a_traceback(monkeypatch):
+    with pytest.raises(SpeccError, match="Graphviz's dot failed: .*syntax error"):
+        draw.layout("digraph {", "svg")
+    monkeypatch.setattr(draw, "LAYOUT_TIMEOUT_S", 0.001)
+    with pytest.raises(SpeccError, match="more than 0.001 s") as caught:
+        draw.layout(draw.to_dot(specc.load(ROOT / "specs/resnet50.cnn")), "svg")
+    assert "--depth" in caught.value.render()
 
 
 def test_a_missing_dot_says_how_to_install_graphviz(tmp_path):
