@@ -163,10 +163,10 @@ class _Diagram:
             if group.split:  # each branch takes its slice of the channels: the edge says which
                 self.edges[first][2]["label"] = f"slice {i + 1}/{len(group.children)}"
         if all(self.home.get(head) is graph for head in heads):
-            with graph.subgraph() as row:  # invisible edges in one rank keep the branches in the spec's order
-                row.attr(rank="same")
+            with graph.subgraph() as rank:  # invisible edges in one rank keep the branches in the spec's order
+                rank.attr(rank="same")
                 for left, right in zip(heads, heads[1:], strict=False):
-                    row.edge(left, right, style="invis")
+                    rank.edge(left, right, style="invis")
         return self.join(graph, "concat", group, ends)
 
     def box(self, graph, node_id: str, r: Row, tail: str, role: str, kind: str, args: str, edge_role: str = "") -> str:
