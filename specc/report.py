@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .check import Report, Row, shown
+from .errors import Diagnostic, Span
 from .shapes import shape_text
 
 
-def to_json(report: Report) -> dict[str, Any]:
+def to_json(report: Report, file: str = "<string>") -> dict[str, Any]:
     return {
         "network": report.network,
         "input_shape": list(report.input_shape),
@@ -22,7 +23,36 @@ def to_json(report: Report) -> dict[str, Any]:
         "layers": [_row_json(r) for r in report.layers],
         "groups": [_row_json(r) for r in report.rows if r.is_group],
         "warnings": [w.message for w in report.warnings],
+        "diagnostics": diagnostics_json(report.warnings, file),
     }
+
+
+def diagnostics_json(diagnostics: list[Diagnostic], file: str) -> list[dict[str, Any]]:
+    """Errors and warnings for tools (editors, CI annotations): spans 1-based, end exclusive, as the text shows them."""
+    return [
+        {
+            "file": file,
+            **_span_json(d.span),
+            "severity": d.severity,
+            "message": d.message,
+            "hint": d.hint,
+            "notes": [{"message": text, "file": file, **_span_json(span)} for text, span in d.notes],
+        }
+        for d in diagnostics
+    ]
+
+
+def _span_json(span: Span | None) -> dict[str, int | None]:
+    if span is None:  # a problem with the file as a whole: missing, unreadable
+        return dict.fromkeys(("line", "column", "end_line", "end_column"))
+    return {"line": span.line, "column": span.column, "end_line": span.end_line, "end_column": span.end_column}
+
+
+def diagnostics_summary(diagnostics: list[Diagnostic], file: str) -> str:
+    """One line for a person reading stderr while the JSON goes to a tool: `net.cnn: 2 errors, 1 warning`."""
+    errors = sum(d.is_error for d in diagnostics)
+    counts = [f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in ((errors, "error"), (len(diagnostics) - errors, "warning")) if n]
+    return f"{file}: {', '.join(counts)} (details as JSON on stdout)"
 
 
 def _row_json(row: Row) -> dict[str, Any]:

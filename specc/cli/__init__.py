@@ -23,6 +23,7 @@ _VERBS = {
     "check": ("spec", "check"),
     "compile": ("spec", "compile_"),
     "draw": ("spec", "draw"),
+    "fmt": ("spec", "fmt"),
     "train": ("train", "train"),
     "eval": ("train", "evaluate"),
     "export": ("ship", "export"),

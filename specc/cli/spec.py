@@ -47,16 +47,33 @@ def check(spec: str, as_json: bool, depth: int | None, strict: bool):
     """Work out every shape, parameter and multiply-add of SPEC, without torch."""
     from .. import report as views
 
+    if as_json:
+        _check_json(spec, strict)
+        return
     net = _load(spec)
     report = net.check(strict=strict)
     _print_warnings(report, net)
-    if as_json:
-        click.echo(json.dumps(views.to_json(report), indent=2))
-        return
     console = _console()
     # soft_wrap: lines that are still too wide run on rather than being cut or wrapped mid-figure
     console.print(views.table(report, depth, console.width), soft_wrap=True)
     console.print(views.totals(report), highlight=False, markup=False, soft_wrap=True)
+
+
+def _check_json(spec: str, strict: bool) -> None:
+    """The report as JSON, its warnings among `diagnostics`; a bad spec's errors as the same list, exit 2."""
+    from .. import report as views
+    from ..errors import SpeccError
+
+    try:
+        net = _load(spec)
+        report = net.check(strict=strict)
+    except SpeccError as err:
+        file = err.source.path if err.source is not None else spec
+        click.echo(json.dumps({"diagnostics": views.diagnostics_json(err.diagnostics, file)}, indent=2))
+        click.echo(views.diagnostics_summary(err.diagnostics, file), err=True)
+        sys.exit(err.exit_code)
+    _print_warnings(report, net)
+    click.echo(json.dumps(views.to_json(report, net.source.path), indent=2))
 
 
 @click.command(name="compile")
@@ -97,3 +114,77 @@ def draw(spec: str, output: str, depth: int | None):
     output_format(output)  # before the spec, so that a wrong suffix is named as the flag's mistake
     write(_load(spec), output, depth)
     click.echo(f"wrote {output}", err=True)
+
+
+@click.command(name="fmt")
+@click.argument("paths", nargs=-1, required=True, metavar="FILE|DIR|-...")
+@click.option("--check", "check_only", is_flag=True, help="Change nothing: show a diff and exit 1 where a file is not formatted.")
+def fmt(paths: tuple[str, ...], check_only: bool):
+    """Rewrite specs in specc's one layout; only the whitespace between tokens changes (- reads stdin, writes stdout)."""
+    from ..errors import SpeccError
+
+    codes, changed, unchanged = [], [], 0
+    for path in paths:
+        try:
+            if path == "-":
+                changed += _fmt_stdin(check_only)
+                continue
+            for file in _fmt_files(path):
+                if _fmt_file(file, check_only):
+                    changed.append(file)
+                else:
+                    unchanged += 1
+        except SpeccError as err:  # reported, and the other files are still formatted
+            click.echo(err.render(), err=True)
+            codes.append(err.exit_code)
+    _fmt_summary(changed, unchanged, len(codes), check_only)
+    if codes:
+        sys.exit(max(codes))
+    if check_only and changed:
+        sys.exit(1)
+
+
+def _fmt_files(path: str):
+    from ..fmt import spec_files
+
+    return spec_files(path)
+
+
+def _fmt_file(path, check_only: bool) -> bool:
+    """Format one file (or show its diff); whether it was not formatted."""
+    from ..fmt import format_text, read_spec, unified_diff, write_atomic
+
+    text = read_spec(path)
+    formatted = format_text(text, str(path))
+    if formatted == text:
+        return False
+    if check_only:
+        click.echo(unified_diff(text, formatted, str(path)), nl=False)
+    else:
+        write_atomic(path, formatted)
+    return True
+
+
+def _fmt_stdin(check_only: bool) -> list[str]:
+    from ..fmt import format_text, unified_diff
+
+    text = click.get_text_stream("stdin").read()
+    formatted = format_text(text, "<stdin>")
+    if not check_only:
+        click.echo(formatted, nl=False)
+    elif formatted != text:
+        click.echo(unified_diff(text, formatted, "<stdin>"), nl=False)
+    return ["<stdin>"] if formatted != text else []
+
+
+def _fmt_summary(changed: list, unchanged: int, failed: int, check_only: bool) -> None:
+    files = [str(path) for path in changed if path != "<stdin>"]
+    if not files and not unchanged:  # standard input only, or nothing could be read
+        return
+    verb = "would reformat" if check_only else "reformatted"
+    for file in files:
+        click.echo(f"{verb} {file}", err=True)
+    plural = "s" if len(files) != 1 else ""
+    done = f"{len(files)} file{plural} {'would be ' if check_only else ''}reformatted"
+    refused = f", {failed} refused" if failed else ""
+    click.echo(f"{done}, {unchanged} already formatted{refused}", err=True)
