@@ -92,11 +92,14 @@ def _tokens(text: str) -> tuple[list[Token], set[int]]:
 
 
 def _signature(tokens: list[Token]) -> list[tuple[str, ...]]:
-    """What formatting must keep: every token, and every comment with its trailing blanks cut."""
-    return [
+    """What formatting must keep: every token, and every comment with its trailing blanks cut.
+
+    Blank lines at the start of the file are the one line end that goes: a leading comment-free _NL."""
+    kept = [
         (_NL, *(part.rstrip() for part in _NL_PARTS.findall(t.value) if part != "\n")) if t.type == _NL else (t.type, str(t))
         for t in tokens
     ]
+    return kept[1:] if kept[:1] == [(_NL,)] else kept
 
 
 def _same_tokens(tokens: list[Token], formatted: str, path: str) -> None:

@@ -168,7 +168,7 @@ def _fmt_file(path, check_only: bool) -> bool:
 def _fmt_stdin(check_only: bool) -> list[str]:
     from ..fmt import format_text, unified_diff
 
-    text = click.get_text_stream("stdin").read()
+    text = sys.stdin.read()
     formatted = format_text(text, "<stdin>")
     if not check_only:
         click.echo(formatted, nl=False)
