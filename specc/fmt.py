@@ -12,7 +12,7 @@ The layout, as `terraform fmt` and ruff's formatter have one:
 - `K=16`, `basic(128, S=2)`, `stem: conv`, `P=(F-1)/2`: no space around `=` and arithmetic, one
   after `,` and `:`, one everywhere else;
 - trailing comments two spaces after the code, lined up across a paragraph (the lines between two
-  blank or comment-only lines), as gofmt lines them up;
+  blank or comment-only lines), as gofmt lines them up, but not behind a line of over 100 characters;
 - at most one blank line in a row, none at the start or end of the file, after a line that opens a
   group or before one that closes it.
 """
@@ -36,10 +36,12 @@ from .parse import parse
 
 INDENT = "    "
 COMMENT_GAP = "  "  # between the code and a trailing comment
+ALIGN_WITHIN = 100  # a longer line's comment follows it without pushing its paragraph's comments out
 _NL = "_NL"
 _GLUED_AFTER = {"EQUAL", "CALL", "LPAR", "PLUS", "STAR", "SLASH"}  # no space follows these
 _GLUED_BEFORE = {"EQUAL", "COMMA", "COLON", "RPAR", "PLUS", "STAR", "SLASH"}  # nor precedes these
 _NL_PARTS = re.compile(r"#[^\n]*|\n")
+_REPEAT_WORD = re.compile(r"x\d*")  # a name that a space before it would make a repeat (x2, or x of `x N`)
 
 
 def format_text(text: str, path: str = "<string>") -> str:
@@ -169,6 +171,8 @@ def _spaced(earlier: Token | None, previous: Token, token: Token, unary: set[int
     """Whether one space separates `previous` and `token` on a line (`earlier` came before both)."""
     if previous.type in _GLUED_AFTER or token.type in _GLUED_BEFORE:
         return False
+    if previous.end_pos == token.start_pos and _REPEAT_WORD.fullmatch(token):  # `b(4)x2` is an error, not a repeat
+        return False
     if previous.type == "MINUS":  # `-1`, `F-1`: a minus sign is always followed directly
         return False
     if token.type == "MINUS":  # `F-1` but `relu -1`
@@ -197,10 +201,15 @@ def _blank_lines(lines: list[_Line]) -> list[_Line]:
 def _render(lines: list[_Line], newline: str) -> str:
     out = []
     for paragraph in _paragraphs(lines):
-        column = max((len(INDENT * line.depth + line.parts[-1]) for line in paragraph if line.parts and line.comment), default=0)
+        widths = [_width(line) for line in paragraph if line.parts and line.comment]
+        column = max((width for width in widths if width <= ALIGN_WITHIN), default=0)
         for line in paragraph:
             out.append(_physical(line, column))
     return "".join(text + newline for text in out)
+
+
+def _width(line: _Line) -> int:
+    return len(INDENT * line.depth + line.parts[-1])
 
 
 def _paragraphs(lines: list[_Line]) -> list[list[_Line]]:
@@ -223,8 +232,7 @@ def _physical(line: _Line, column: int) -> str:
     code = " \\\n".join(indent + part for part in line.parts)
     if line.comment is None:
         return code
-    last = indent + line.parts[-1]
-    return code + " " * (column - len(last)) + COMMENT_GAP + line.comment
+    return code + " " * max(0, column - _width(line)) + COMMENT_GAP + line.comment
 
 
 # ---- files ----------------------------------------------------------------------------------

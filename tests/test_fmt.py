@@ -104,6 +104,7 @@ LAYOUT = {
         "leakyrelu -0.1\npool max-1\nconv K=4*-2\n",
     ),
     "a parenthesis after a name is not a call": ("relu ( 3 )\nb( 4 , S=2 )  x2\n", "relu (3)\nb(4, S=2) x2\n"),
+    "a glued repeat stays a name, for the checker to report": ("b( 4 )x2\nb(4)x N\n", "b(4)x2\nb(4)x N\n"),
     "block header": ("block b ( K , S = 1 ) {\n\trelu\n}\n", "block b(K, S=1) {\n    relu\n}\n"),
     "groups and repeats": ("residual{\nseq {\n  relu\n  }\n}  x 2\n", "residual {\n    seq {\n        relu\n    }\n} x 2\n"),
     "train on one line": ("train {  epochs = 3   batch=8 }\n", "train { epochs=3 batch=8 }\n"),
@@ -116,6 +117,10 @@ LAYOUT = {
     "comments line up within a paragraph only": (
         "relu # a\nconv K=4 F=3 # b\n\nrelu # c\n# a comment line ends a paragraph\nflatten # d\n",
         "relu          # a\nconv K=4 F=3  # b\n\nrelu  # c\n# a comment line ends a paragraph\nflatten  # d\n",
+    ),
+    "a long line does not push the comments out": (
+        f"relu # a\nfc {'1+' * 60}1 # b\nconv K=4 F=3 # c\n",
+        f"relu          # a\nfc {'1+' * 60}1  # b\nconv K=4 F=3  # c\n",
     ),
     "no final newline": ("relu", "relu\n"),
     "crlf stays": ("relu\r\nseq {\r\nrelu # x\r\n}\r\n", "relu\r\nseq {\r\n    relu  # x\r\n}\r\n"),
