@@ -171,8 +171,8 @@ def _spaced(earlier: Token | None, previous: Token, token: Token, unary: set[int
     """Whether one space separates `previous` and `token` on a line (`earlier` came before both)."""
     if previous.type in _GLUED_AFTER or token.type in _GLUED_BEFORE:
         return False
-    if previous.end_pos == token.start_pos and _REPEAT_WORD.fullmatch(token):  # `b(4)x2` is an error, not a repeat
-        return False
+    if token.type == "NAME" and previous.end_pos == token.start_pos and _REPEAT_WORD.fullmatch(token):
+        return False  # `b(4)x2` is a mistake the checker names; a space would make it a repeat
     if previous.type == "MINUS":  # `-1`, `F-1`: a minus sign is always followed directly
         return False
     if token.type == "MINUS":  # `F-1` but `relu -1`
