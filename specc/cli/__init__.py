@@ -29,6 +29,7 @@ _VERBS = {
     "export": ("ship", "export"),
     "predict": ("ship", "predict"),
     "bench": ("ship", "bench"),
+    "lsp": ("lsp", "lsp"),
 }
 
 
