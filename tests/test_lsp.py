@@ -200,6 +200,17 @@ def test_diagnostics_of_a_syntax_error(client, files):
     assert lsp_ranges(diagnostics) == cli_diagnostics(files / "syntax.cnn")
 
 
+def test_diagnostic_columns_are_counted_in_utf_16_as_the_client_asked(client, files):
+    """An emoji is one character to specc and two UTF-16 units to the editor: the caret after it moves one on."""
+    uri = (files / "emoji.cnn").as_uri()
+    text = TINY.replace("fc 10\n", 'fc 10 note="😀" K=0\n')
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "specc", "version": 1, "text": text}})
+    first, second = client.diagnostics(uri, 1)
+    assert first["range"]["start"] == {"line": 13, "character": 6}  # before the emoji: as specc check's column 7
+    assert second["message"].startswith("K is given twice")
+    assert second["range"] == {"start": {"line": 13, "character": 16}, "end": {"line": 13, "character": 17}}  # check's column 16
+
+
 def _hover(client, files, line: int, character: int) -> str | None:
     at = {"textDocument": {"uri": (files / "tiny.cnn").as_uri()}, "position": {"line": line, "character": character}}
     answer = client.request("textDocument/hover", at)
@@ -213,13 +224,14 @@ def test_hover_on_a_layer_shows_its_figures(client, files):
         "params 392 · MACs 39,200 · receptive field 4"
     )
     assert _hover(client, files, 2, 3) is None  # the input line is no layer
+    assert _hover(client, files, 4, 8) == "```specc\nblock unit(K, S=1)\n```\n\ncalled on line 11"
 
 
 def test_hover_in_a_block_shows_every_use(client, files):
     assert _hover(client, files, 5, 6) == (
         "**conv**, run 2 times:\n\n"
-        "- `unit1.0.conv1` → 16×10×10 · 1,168 params · 116,800 MACs · RF 10\n"
-        "- `unit1.1.conv1` → 16×10×10 · 2,320 params · 232,000 MACs · RF 16"
+        "- `unit1.0.conv1` conv → 16×10×10: (10 − 3 + 2·1)/1 + 1 = 10 · 1,168 params · 116,800 MACs · RF 10\n"
+        "- `unit1.1.conv1` conv → 16×10×10: (10 − 3 + 2·1)/1 + 1 = 10 · 2,320 params · 232,000 MACs · RF 16"
     )
 
 

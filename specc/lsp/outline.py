@@ -38,6 +38,16 @@ def called_block(spec: ast.Spec | None, line: int) -> ast.BlockDef | None:
     return next((defined[st.name.text] for st in all_statements(spec) if st.span.line == line and st.name.text in defined), None)
 
 
+def defined_at(spec: ast.Spec | None, line: int) -> ast.BlockDef | None:
+    """The block whose definition starts on `line` (1-based)."""
+    return next((b for b in spec.blocks if b.name.span.line == line), None) if spec else None
+
+
+def calls_of(spec: ast.Spec, name: str) -> list[int]:
+    """The lines (1-based) of the statements that call block `name`."""
+    return [st.span.line for st in all_statements(spec) if st.name.text == name]
+
+
 def word_at(text: str, line: int, character: int) -> str | None:
     """The identifier under a 0-based position, or None."""
     lines = text.split("\n")

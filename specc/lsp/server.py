@@ -66,6 +66,10 @@ def hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
     doc, analysis = _analysis(ls, params.text_document.uri)
     line = doc.position_from_client_units(params.position).line + 1
     rows = analysis.rows_at(line)
+    defined = outline.defined_at(analysis.spec, line)
+    if defined:
+        text = views.definition_hover(analysis.text, defined, outline.calls_of(analysis.spec, defined.name.text))
+        return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
     if not rows:
         return None
     block = outline.called_block(analysis.spec, line)

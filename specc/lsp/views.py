@@ -42,7 +42,9 @@ def layer_hover(rows: list[Row]) -> str:
     if len(rows) == 1:
         return _one(rows[0])
     listing = [
-        f"`{r.name or r.kind}` → {shape_text(r.output_shape)} · {r.params:,} params · {r.macs:,} MACs · RF {r.receptive_field}"
+        f"{_named(r)} → {shape_text(r.output_shape)}"
+        + (f": {r.formula}" if r.formula else "")
+        + f" · {r.params:,} params · {r.macs:,} MACs · RF {r.receptive_field}"
         for r in rows
     ]
     return f"**{rows[0].kind}**, run {len(rows)} times:\n\n" + _bullets(listing)
@@ -68,12 +70,14 @@ def call_hover(analysis: Analysis, block: ast.BlockDef, line: int) -> str:
         row = analysis.rows[index]
         inner = analysis.inside(index)
         out.append(f"{_one(row)}\n\nexpands to {sum(not r.is_group for r in inner):,} layers:")
-        out.append(
-            _bullets(
-                [f"`{r.name or r.kind}` {r.kind} → {shape_text(r.output_shape)}" for r in inner], [r.depth - row.depth - 1 for r in inner]
-            )
-        )
+        out.append(_bullets([f"{_named(r)} → {shape_text(r.output_shape)}" for r in inner], [r.depth - row.depth - 1 for r in inner]))
     return "\n\n".join(out)
+
+
+def definition_hover(text: str, block: ast.BlockDef, calls: list[int]) -> str:
+    """Markdown for a block's definition: its signature and the lines that call it."""
+    where = f"called on line{'s' if len(calls) > 1 else ''} {', '.join(map(str, calls))}" if calls else "never called"
+    return f"```specc\n{signature(text, block)}\n```\n\n{where}"
 
 
 def signature(text: str, block: ast.BlockDef) -> str:
@@ -89,6 +93,11 @@ def source_of(text: str, span) -> str:
     return "\n".join(
         [lines[span.line - 1][span.column - 1 :], *lines[span.line : span.end_line - 1], lines[span.end_line - 1][: span.end_column - 1]]
     )
+
+
+def _named(row: Row) -> str:
+    """`layer1.0.conv1` conv; an unnamed group (a residual, a seq) by its kind alone."""
+    return f"`{row.name}` {row.kind}" if row.name else row.kind
 
 
 def _bullets(items: list[str], depths: list[int] | None = None) -> str:
