@@ -64,17 +64,8 @@ def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> N
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
     doc, analysis = _analysis(ls, params.text_document.uri)
-    line = doc.position_from_client_units(params.position).line + 1
-    rows = analysis.rows_at(line)
-    defined = outline.defined_at(analysis.spec, line)
-    if defined:
-        text = views.definition_hover(analysis.text, defined, outline.calls_of(analysis.spec, defined.name.text))
-        return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
-    if not rows:
-        return None
-    block = outline.called_block(analysis.spec, line)
-    text = views.call_hover(analysis, block, line) if block else views.layer_hover(rows)
-    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+    text = views.hover(analysis, doc.position_from_client_units(params.position).line + 1)
+    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
 
 
 @server.feature(types.TEXT_DOCUMENT_INLAY_HINT)

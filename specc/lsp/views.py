@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import ast
 from ..check import Row
 from ..shapes import shape_text
+from . import outline
 from .analysis import Analysis
 
 MAX_SHOWN = 12  # rows listed in one hover: a block called 16 times lists the first dozen and counts the rest
@@ -35,6 +36,18 @@ def _code_end(text: str) -> int:
     """Where the code of a line ends: before its comment and the blanks ahead of it."""
     code = text.split("#", 1)[0].rstrip("\r").rstrip()
     return len(code)
+
+
+def hover(analysis: Analysis, line: int) -> str | None:
+    """Markdown for the statement on `line` (1-based): a block's definition, a block call, or a layer."""
+    defined = outline.defined_at(analysis.spec, line)
+    if defined:
+        return definition_hover(analysis.text, defined, outline.calls_of(analysis.spec, defined.name.text))
+    rows = analysis.rows_at(line)
+    if not rows:
+        return None
+    block = outline.called_block(analysis.spec, line)
+    return call_hover(analysis, block, line) if block else layer_hover(rows)
 
 
 def layer_hover(rows: list[Row]) -> str:
