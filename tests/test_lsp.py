@@ -161,6 +161,13 @@ def lsp_ranges(diagnostics: list[dict]) -> list[tuple]:
     return out
 
 
+def test_the_server_announces_what_it_answers(client):
+    wanted = ("hoverProvider", "inlayHintProvider", "completionProvider", "definitionProvider", "documentSymbolProvider")
+    assert all(client.capabilities.get(name) for name in wanted + ("documentFormattingProvider",))
+    assert client.capabilities["positionEncoding"] == "utf-16"
+    assert client.capabilities["textDocumentSync"]["change"] == 2  # incremental: an edit sends the changed line only
+
+
 def test_diagnostics_on_open_are_check_s_warnings(client, files):
     (warning,) = client.opened
     assert warning["range"] == {"start": {"line": 9, "character": 6}, "end": {"line": 9, "character": 10}}
