@@ -192,6 +192,11 @@ def test_diagnostics_follow_each_change(client, files):
     assert note["message"] == "block 'unit' passes it to conv as K here"
     assert note["location"] == {"uri": uri, "range": {"start": {"line": 5, "character": 9}, "end": {"line": 5, "character": 12}}}
     assert lsp_ranges([error]) == cli_diagnostics(files / "bad.cnn")
+    # While the line has an error, the others keep their shapes: checked as if it were not there, and said so.
+    at = {"textDocument": {"uri": uri}, "range": {"start": {"line": 9, "character": 0}, "end": {"line": 11, "character": 0}}}
+    hints = client.request("textDocument/inlayHint", at)
+    assert [(h["position"]["line"], h["label"]) for h in hints] == [(9, "→ 8×10×10"), (11, "→ 8×5×5")]
+    assert hints[0]["tooltip"] == "figures as if line 11 were left out, until the errors there are fixed"
     undo = {"range": {"start": {"line": 10, "character": 5}, "end": {"line": 10, "character": 6}}, "text": "16"}
     client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 3}, "contentChanges": [undo]})
     assert lsp_ranges(client.diagnostics(uri, 3)) == lsp_ranges(client.opened)

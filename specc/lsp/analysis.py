@@ -32,10 +32,11 @@ class Analysis:
     text: str
     uri: str
     diagnostics: list[Diagnostic]
-    report: Report | None  # None where the check found an error
+    report: Report | None  # None where the check found an error and the file without its lines fails too
     # line (1-based) -> indices into report.rows of the statements written on it: one per time the
     # statement runs (a line of a block body runs once per call), not the layers a call expands to
     statements: dict[int, list[int]] = field(default_factory=dict)
+    left_out: list[int] = field(default_factory=list)  # lines with errors that `report` was checked without
 
     @property
     def rows(self) -> list[Row]:
@@ -71,12 +72,33 @@ class Analysis:
 
 
 def analyse(text: str, uri: str, path: str) -> Analysis:
-    """Check `text` as `specc check` checks the file at `path`: the same messages, spans, hints and warnings."""
+    """Check `text` as `specc check` checks the file at `path`: the same messages, spans, hints and warnings.
+
+    Where there are errors, the figures come from the same text with the lines of the errors left
+    out, if that checks: a line being typed (`conv K=`) is an error at almost every keystroke, and
+    the shapes of every other line should not blink out and back while it is.
+    """
     try:
         report = loads(text, path).check()
     except SpeccError as err:
-        return Analysis(text, uri, err.diagnostics, None)
+        lines = sorted({d.span.line for d in err.diagnostics if d.is_error and d.span})
+        report = _check_without(text, path, lines) if lines else None
+        if report is None:
+            return Analysis(text, uri, err.diagnostics, None)
+        return Analysis(text, uri, err.diagnostics, report, _statements(report.rows), lines)
     return Analysis(text, uri, list(report.warnings), report, _statements(report.rows))
+
+
+def _check_without(text: str, path: str, lines: list[int]) -> Report | None:
+    """The report of `text` with `lines` (1-based) blanked, or None where that does not check either."""
+    kept = text.split("\n")
+    for line in lines:
+        if line <= len(kept):
+            kept[line - 1] = ""
+    try:
+        return loads("\n".join(kept), path).check()
+    except SpeccError:
+        return None
 
 
 def _statements(rows: list[Row]) -> dict[int, list[int]]:

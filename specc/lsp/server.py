@@ -72,8 +72,9 @@ def hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
 def inlay_hint(ls: LanguageServer, params: types.InlayHintParams) -> list[types.InlayHint]:
     doc, analysis = _analysis(ls, params.text_document.uri)
     hints = views.inlay_hints(analysis, params.range.start.line, params.range.end.line)
+    note = views.provisional(analysis)
     return [
-        types.InlayHint(doc.position_to_client_units(types.Position(line, character)), label, padding_left=True)
+        types.InlayHint(doc.position_to_client_units(types.Position(line, character)), label, padding_left=True, tooltip=note)
         for line, character, label in hints
     ]
 

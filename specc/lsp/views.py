@@ -40,6 +40,21 @@ def _code_end(text: str) -> int:
 
 def hover(analysis: Analysis, line: int) -> str | None:
     """Markdown for the statement on `line` (1-based): a block's definition, a block call, or a layer."""
+    text = _hover(analysis, line)
+    note = provisional(analysis)
+    return f"{text}\n\n*{note}*" if text and note else text
+
+
+def provisional(analysis: Analysis) -> str | None:
+    """What to say of figures checked without the lines that have errors."""
+    if not analysis.left_out:
+        return None
+    lines = ", ".join(map(str, analysis.left_out))
+    where = f"line {lines}" if len(analysis.left_out) == 1 else f"lines {lines}"
+    return f"figures as if {where} were left out, until the errors there are fixed"
+
+
+def _hover(analysis: Analysis, line: int) -> str | None:
     defined = outline.defined_at(analysis.spec, line)
     if defined:
         return definition_hover(analysis.text, defined, outline.calls_of(analysis.spec, defined.name.text))
