@@ -281,7 +281,19 @@ def test_inlay_hints_end_each_layer_line_with_its_shape(client, files):
 
 # A file being typed; the cursor sits after the blank that ends some lines.
 EDITING = "\n".join(
-    ["network edit", "input 3x32x32", "block unit(K, S=1) {", "    conv K=K F=3 ", "}", "conv K=8 P=", "unit(16, ", "pool ", "co", ""]
+    [
+        "network edit",
+        "input 3x32x32",
+        "block unit(K, S=1) {",
+        "    conv K=K F=3 ",
+        "}",
+        "conv K=8 P=",
+        "unit(16, ",
+        "pool ",
+        "co",
+        "init ",
+        "",
+    ]
 )
 
 
@@ -309,6 +321,7 @@ def test_completion_of_kinds_blocks_arguments_and_values(client, files):
     assert set(_complete(client, uri, 5, 11)) == {"same", "valid", "full"}  # `conv K=8 P=`
     params = _complete(client, uri, 6, 9)  # `unit(16, `
     assert set(params) == {"K", "S"} and params["S"]["detail"] == "S, default 1"
+    assert set(_complete(client, uri, 9, 5)) == {"default", "kaiming", "xavier"}  # `init `
     pool = _complete(client, uri, 7, 5)  # `pool `
     assert {"max", "avg", "global", "F", "S", "P"} <= set(pool)
 

@@ -8,7 +8,7 @@ import re
 from lsprotocol import types
 
 from .. import ast
-from ..expand import GROUP_FIELDS, KEYWORDS
+from ..expand import GROUP_FIELDS, INITS, KEYWORDS
 from ..kind import Field
 from ..layers import KINDS
 from .outline import blocks
@@ -33,6 +33,8 @@ def complete(text: str, spec: ast.Spec | None, line_before: str) -> list[types.C
     defined = blocks(spec)
     if name in defined and "(" in statement and ")" not in statement:
         return _block_params(text, defined[name], statement)
+    if name == "init" and len(words) <= 2:
+        return [types.CompletionItem(w, kind=types.CompletionItemKind.EnumMember, detail="weight initialisation") for w in INITS]
     fields = KINDS[name].fields if name in KINDS else GROUP_FIELDS.get(name)
     if fields is None:
         return []
