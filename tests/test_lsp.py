@@ -346,14 +346,18 @@ def test_document_symbols_are_blocks_and_named_layers(client, files):
 
 
 def test_formatting_goes_through_specc_fmt(client, files):
-    fmt = pytest.importorskip("specc.fmt", reason="specc fmt (issue 13, point 1) is not merged yet")
+    from specc.fmt import format_text
+
     messy = TINY.replace("stem: conv K=8 F=4 S=3", "stem:   conv  K=8   F=4 S=3")
     uri = (files / "messy.cnn").as_uri()
     client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "specc", "version": 1, "text": messy}})
     client.diagnostics(uri, 1)
     edits = client.request("textDocument/formatting", {"textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": True}})
-    assert [e["newText"] for e in edits] == [fmt.format_text(messy)]
+    assert [e["newText"] for e in edits] == [format_text(messy)]
     assert edits[0]["range"]["start"] == {"line": 0, "character": 0}
+    # a file with a syntax error is left as it is: its diagnostics say why
+    syntax = {"textDocument": {"uri": (files / "syntax.cnn").as_uri()}, "options": {"tabSize": 4, "insertSpaces": True}}
+    assert client.request("textDocument/formatting", syntax) is None
 
 
 def test_shutdown_then_exit_ends_the_server(client):
