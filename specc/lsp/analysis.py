@@ -7,7 +7,7 @@ server converts them to the client's units (UTF-16 by default) on the way out.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lsprotocol import types
 
@@ -31,12 +31,39 @@ def to_range(span: Span | None) -> types.Range:
 class Analysis:
     text: str
     uri: str
+    path: str
     diagnostics: list[Diagnostic]
-    report: Report | None  # None where the check found an error and the file without its lines fails too
-    # line (1-based) -> indices into report.rows of the statements written on it: one per time the
-    # statement runs (a line of a block body runs once per call), not the layers a call expands to
-    statements: dict[int, list[int]] = field(default_factory=dict)
-    left_out: list[int] = field(default_factory=list)  # lines with errors that `report` was checked without
+    checked: Report | None  # the report of the text itself; None where it has errors
+
+    @functools.cached_property
+    def _figures(self) -> tuple[Report | None, list[int]]:
+        """The report the editor's figures come from, and the lines left out of it.
+
+        Where the text has errors, the same text with the lines of the errors left out, if that
+        checks: a line being typed (`conv K=`) is an error at almost every keystroke, and the shapes
+        of every other line should not blink out and back while it is. Worked out on the first
+        hover or inlay request, so that diagnostics never wait for it.
+        """
+        if self.checked is not None:
+            return self.checked, []
+        lines = sorted({d.span.line for d in self.diagnostics if d.is_error and d.span})
+        report = _check_without(self.text, self.path, lines) if lines else None
+        return (report, lines) if report else (None, [])
+
+    @property
+    def report(self) -> Report | None:
+        return self._figures[0]
+
+    @property
+    def left_out(self) -> list[int]:
+        """The lines with errors that `report` was checked without."""
+        return self._figures[1]
+
+    @functools.cached_property
+    def statements(self) -> dict[int, list[int]]:
+        """Line (1-based) -> indices into `rows` of the statements written on it: one per time the
+        statement runs (a line of a block body runs once per call), not the layers a call expands to."""
+        return _statements(self.rows)
 
     @property
     def rows(self) -> list[Row]:
@@ -72,21 +99,12 @@ class Analysis:
 
 
 def analyse(text: str, uri: str, path: str) -> Analysis:
-    """Check `text` as `specc check` checks the file at `path`: the same messages, spans, hints and warnings.
-
-    Where there are errors, the figures come from the same text with the lines of the errors left
-    out, if that checks: a line being typed (`conv K=`) is an error at almost every keystroke, and
-    the shapes of every other line should not blink out and back while it is.
-    """
+    """Check `text` as `specc check` checks the file at `path`: the same messages, spans, hints and warnings."""
     try:
         report = loads(text, path).check()
     except SpeccError as err:
-        lines = sorted({d.span.line for d in err.diagnostics if d.is_error and d.span})
-        report = _check_without(text, path, lines) if lines else None
-        if report is None:
-            return Analysis(text, uri, err.diagnostics, None)
-        return Analysis(text, uri, err.diagnostics, report, _statements(report.rows), lines)
-    return Analysis(text, uri, list(report.warnings), report, _statements(report.rows))
+        return Analysis(text, uri, path, err.diagnostics, None)
+    return Analysis(text, uri, path, list(report.warnings), report)
 
 
 def _check_without(text: str, path: str, lines: list[int]) -> Report | None:
