@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .. import ast
 from ..check import Row
+from ..errors import Span
 from ..shapes import shape_text
 from . import outline
 from .analysis import Analysis
 
 MAX_SHOWN = 12  # rows listed in one hover: a block called 16 times lists the first dozen and counts the rest
 MAX_SHAPES = 3  # distinct shapes in one inlay hint: a block body line shows its first few
+MAX_USES = 3  # uses of a block call expanded in one hover (a call inside a block runs once per outer call)
 
 
 def inlay_label(rows: list[Row]) -> str | None:
@@ -33,7 +35,10 @@ def inlay_hints(analysis: Analysis, first: int, last: int) -> list[tuple[int, in
 
 
 def _code_end(text: str) -> int:
-    """Where the code of a line ends: before its comment and the blanks ahead of it."""
+    """Where the code of a line ends: before its comment and the blanks ahead of it.
+
+    A `#` inside a string would cut short, but strings only appear in `train { }`, which has no shape.
+    """
     code = text.split("#", 1)[0].rstrip("\r").rstrip()
     return len(code)
 
@@ -94,11 +99,14 @@ def _one(row: Row) -> str:
 def call_hover(analysis: Analysis, block: ast.BlockDef, line: int) -> str:
     """Markdown for a block call: the block's signature, then what each use of the line expands to."""
     out = [f"```specc\n{signature(analysis.text, block)}\n```"]
-    for index in analysis.statements.get(line, [])[:MAX_SHOWN]:
+    uses = analysis.statements.get(line, [])
+    for index in uses[:MAX_USES]:
         row = analysis.rows[index]
         inner = analysis.inside(index)
         out.append(f"{_one(row)}\n\nexpands to {sum(not r.is_group for r in inner):,} layers:")
         out.append(_bullets([f"{_named(r)} → {shape_text(r.output_shape)}" for r in inner], [r.depth - row.depth - 1 for r in inner]))
+    if len(uses) > MAX_USES:
+        out.append(f"… and {len(uses) - MAX_USES:,} more uses of this line")
     return "\n\n".join(out)
 
 
@@ -114,7 +122,8 @@ def signature(text: str, block: ast.BlockDef) -> str:
     return f"block {block.name.text}({', '.join(params)})"
 
 
-def source_of(text: str, span) -> str:
+def source_of(text: str, span: Span) -> str:
+    """The text a span covers, as the user wrote it."""
     lines = text.split("\n")
     if span.line == span.end_line:
         return lines[span.line - 1][span.column - 1 : span.end_column - 1]
