@@ -21,6 +21,7 @@ from .ir import Group, Layer, Network, Node
 from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
 from .scopes import Context, Scope
 from .suggest import did_you_mean
+from .train_settings import read_section
 
 KEYWORDS = ("network", "input", "init", "train", "block")
 INITS = ("default", "kaiming", "xavier")
@@ -171,16 +172,11 @@ class Expander(Arguments):
         return shape
 
     def _train(self) -> dict[str, Any]:
-        """The `train { }` settings as plain values (numbers, or words as strings); the runner checks meaning."""
-        settings: dict[str, Any] = {}
-        for setting in self.spec.train:
-            if setting.key.text in settings:
-                self.error(f"the train setting '{setting.key.text}' is given twice", setting.key.span, "keep one of them")
-            value = self.evaluate(setting.value, {})
-            if isinstance(value.value, tuple):
-                self.error(f"a train setting takes one value, got {value_text(value.value)}", value.span, "write e.g. epochs=10")
-            settings[setting.key.text] = value.value
-        return settings
+        """The `train { }` settings, each checked against its declaration in train_settings.py."""
+        values, problems = read_section([(setting, self.evaluate(setting.value, {})) for setting in self.spec.train])
+        for message, span, hint in problems:
+            self.error(message, span, hint)
+        return values
 
     def _init(self) -> str:
         if self.spec.init is None:

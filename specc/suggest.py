@@ -34,6 +34,11 @@ SYNONYMS = {
     "rate": "p",
     "dilation_rate": "dilation",
     "use_bias": "bias",
+    # train settings
+    "learning_rate": "lr",
+    "wd": "weight_decay",
+    "scheduler": "schedule",
+    "lr_scheduler": "schedule",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +64,14 @@ def test_an_unknown_optimizer_in_the_spec_points_at_it(tmp_path):
         "^~~~~",
         "did you mean 'adam'?",
     )
+
+
+def test_train_reports_the_sections_mistakes_as_check_does(monkeypatch):
+    golden = Path(__file__).parent / "errors" / "train_three_mistakes.cnn"
+    monkeypatch.chdir(golden.parent)
+    result = invoke("train", golden.name, "--data", "no-such-data")
+    assert result.exit_code == 2
+    assert result.stderr == golden.with_suffix(".err").read_text(encoding="utf-8")
 
 
 def test_an_unknown_optimizer_flag(tmp_path):

@@ -15,11 +15,33 @@ import time
 import click
 
 from ..errors import SpeccError, UsageError, printable
-from ..runners.config import AUGMENTATIONS, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ..train_settings import BY_NAME, DEVICES, LOSSES, PRECISIONS, SETTINGS, SettingError, convert, flag_example
 
 
 def _choices(values) -> str:
     return ", ".join(values)
+
+
+def _option(name: str, **changes):
+    """The click option of a training setting, from its declaration in train_settings.py; `changes` for another verb's use of it."""
+    setting = BY_NAME[name]
+    return click.option(*setting.all_flags, setting.name, **(_parsing(setting) | {"help": setting.help} | changes))
+
+
+def _parsing(setting) -> dict:
+    """How click reads and completes a setting's flag; the value is then checked against its declaration."""
+    if setting.type == "word":
+        return {"shell_complete": _completes(setting.choices)}
+    if setting.type == "words":
+        return {"shell_complete": _completes_list(setting.choices)}
+    return {"int": {"type": int}, "number": {"type": float}, "switch": {"is_flag": True, "default": None}}.get(setting.type, {})
+
+
+def _settings(function):
+    """Every training setting as an option, in the order of SETTINGS."""
+    for setting in reversed(SETTINGS):
+        function = _option(setting.name)(function)
+    return function
 
 
 def _completes(values):
@@ -39,38 +61,14 @@ def _completes_list(values):
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False), required=False)
-@click.option("--epochs", type=int, help="Passes over the training data.")
-@click.option("--batch-size", "--batch", "batch_size", type=int, help="Samples per step (per process when distributed).")
-@click.option("--optimizer", shell_complete=_completes(OPTIMIZERS), help=f"One of {_choices(OPTIMIZERS)}.")
-@click.option("--lr", type=float, help="Learning rate (the peak for onecycle); default: the optimiser's usual one.")
-@click.option("--momentum", type=float, help="Momentum of the momentum and nesterov optimisers (0.9).")
-@click.option("--weight-decay", type=float, help="Weight decay of conv and fc weights (biases and norms get none).")
-@click.option("--schedule", shell_complete=_completes(SCHEDULES), help=f"Learning-rate schedule: {_choices(SCHEDULES)}.")
-@click.option(
-    "--loss",
-    shell_complete=_completes(LOSSES),
-    help=f"One of {_choices(LOSSES)} (auto: from the spec's last layer and the data's targets).",
-)
-@click.option("--label-smoothing", type=float, help="Label smoothing of the training loss, e.g. 0.1.")
-@click.option("--augment", shell_complete=_completes_list(AUGMENTATIONS), help=f"Comma list of {_choices(AUGMENTATIONS)}, or none.")
-@click.option("--seed", type=int, help="Seed of initialisation, shuffling, validation split and augmentation.")
-@click.option("--val-fraction", type=float, help="Fraction of the training data held out for validation (0.1).")
-@click.option("--data", help="Data: IDX folder, image folders or .npz; default $SPECC_DATA, then the installed Fashion-MNIST.")
-@click.option("--limit", type=int, help="Use only the first N training samples (quick runs).")
-@click.option("--device", shell_complete=_completes(DEVICES), help=f"One of {_choices(DEVICES)} (auto: the GPU where there is one).")
-@click.option(
-    "--precision",
-    shell_complete=_completes(PRECISIONS),
-    help=f"One of {_choices(PRECISIONS)} (auto: bf16 or fp16 on GPUs, bf16 on CPUs that compute it natively).",
-)
-@click.option("--compile", "compile_", is_flag=True, default=None, help="Compile the model with torch.compile.")
+@_settings
 @click.option("-o", "--out", "--output", "out", type=click.Path(file_okay=False), help="Run directory (default runs/<network>-<time>).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory from its last completed epoch.")
 @click.option("--init-from", type=click.Path(dir_okay=False), help="Start from these weights (matched by name and shape).")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train in N processes on this machine (launches torchrun).")
 @click.option("-q", "--quiet", is_flag=True, help="No header, progress or epoch lines: only the test result and the run directory.")
 @click.pass_context
-def train(ctx, spec, resume, out, init_from, nproc, compile_, quiet, **flags):
+def train(ctx, spec, resume, out, init_from, nproc, quiet, **flags):
     """Train SPEC on real data and evaluate it on the test split.
 
     Settings come from the spec's `train { ... }` section; flags override it.
@@ -90,7 +88,7 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, quiet, **flags):
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run as Ctrl-C does: with a message saying how to resume
     reporter = QuietReporter() if quiet else RichReporter() if sys.stdout.isatty() else PlainReporter()
     try:
-        run_training(spec, flags | {"compile": compile_}, out=out, resume=resume, init_from=init_from, reporter=reporter)
+        run_training(spec, flags, out=out, resume=resume, init_from=init_from, reporter=reporter)
     except SpeccError as err:
         if os.environ.get("RANK", "0") != "0":  # every process meets the same error; rank 0 tells it
             sys.exit(err.exit_code)
@@ -104,29 +102,33 @@ def train(ctx, spec, resume, out, init_from, nproc, compile_, quiet, **flags):
 @click.option(
     "--weights", required=True, type=click.Path(dir_okay=False), help="A weights file of a run, e.g. runs/<dir>/best.safetensors."
 )
-@click.option("--data", help="Data with a test split; default $SPECC_DATA, then the installed Fashion-MNIST.")
-@click.option("--device", default="auto", shell_complete=_completes(DEVICES), help=f"One of {_choices(DEVICES)}.")
-@click.option("--loss", shell_complete=_completes(LOSSES), help=f"One of {_choices(LOSSES)}; default: the spec's train setting, else auto.")
-@click.option(
-    "--precision",
-    default="fp32",
-    show_default=True,
-    shell_complete=_completes(PRECISIONS),
-    help=f"One of {_choices(PRECISIONS)}; fp32 gives the figure of the run's test.json.",
+@_option("data", help="Data with a test split; default $SPECC_DATA, then the installed Fashion-MNIST.")
+@_option("device", default="auto", help=f"One of {_choices(DEVICES)}.")
+@_option("loss", help=f"One of {_choices(LOSSES)}; default: the spec's train setting, else auto.")
+@_option(
+    "precision", default="fp32", show_default=True, help=f"One of {_choices(PRECISIONS)}; fp32 gives the figure of the run's test.json."
 )
 def evaluate(spec, weights, data, device, loss, precision):
     """Test loss and metrics (accuracy and confusion matrix for classes) of SPEC with WEIGHTS."""
     from ..runners.evaluate import evaluate_weights
 
-    for flag, value, choices in (("device", device, DEVICES), ("loss", loss, LOSSES), ("precision", precision, PRECISIONS)):
-        if value is not None and value not in choices:
-            raise UsageError(f"--{flag} {value}: unknown {flag}", hint=f"choose from {_choices(choices)}")
+    for name, value in (("device", device), ("loss", loss), ("precision", precision)):
+        _check_flag(name, value)
     result, classes = evaluate_weights(spec, weights, data, device, loss, precision)
     task = result.task
     console = _console()
     console.print(f"test {test_summary(result, task)}", highlight=False, markup=False)
     if result.confusion is not None and len(classes) <= 20:
         console.print(confusion_table(result.confusion, classes))
+
+
+def _check_flag(name: str, value) -> None:
+    """A flag's value against its setting's declaration, as `specc train` checks it (runners/config.py)."""
+    if value is not None:
+        try:
+            convert(BY_NAME[name], value, flag_example(BY_NAME[name]))
+        except SettingError as err:
+            raise UsageError(f"{BY_NAME[name].flag} {value}: {err.problem}", err.hint) from None
 
 
 def _interrupt(signum, frame):

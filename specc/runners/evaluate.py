@@ -107,7 +107,7 @@ def evaluate_weights(
     net = load(spec)
     net.check()
     if loss is None:
-        loss = resolve(net.network.train, {}, net.source).loss
+        loss = resolve(net.network.train, {}).loss
     tensors, meta = checkpoint.load(Path(weights))
     splits = data.load_splits(data_dir, net.input_shape, val_fraction=0)
     if splits.test is None:

@@ -125,7 +125,7 @@ def _spec_and_config(spec: str | Path | None, flags: dict[str, Any], resume: str
         return resumed(Path(resume), flags, world_size)
     net = load(spec)
     net.check()
-    return net, resolve(net.network.train, flags, net.source)
+    return net, resolve(net.network.train, flags)
 
 
 def _inputs(spec, flags: dict[str, Any], init_from) -> dict[str, str | Path | None]:
