@@ -146,7 +146,7 @@ class Network:
     input_shape: Shape
     body: list[Node]
     init: str = "default"
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # the train section, checked: by setting name (train_settings.py)
     source_text: str = ""
     source_path: str = "<string>"
 

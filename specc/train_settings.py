@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .arguments import value_text
+from .errors import UsageError
 from .suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -199,6 +200,17 @@ def _number(setting: TrainSetting, value: Any, example: str) -> int | float:
     return value if whole else float(value)
 
 
+def flag_value(name: str, value: Any) -> Any:
+    """The value of setting `name`'s flag as the setting holds it; a UsageError naming the flag where it is wrong."""
+    setting = BY_NAME[name]
+    if value is None:
+        return None
+    try:
+        return convert(setting, value, flag_example(setting))
+    except SettingError as err:
+        raise UsageError(f"{setting.flag} {value}: {err.problem}", err.hint) from None
+
+
 def describe(setting: TrainSetting) -> str:
     """What a number setting takes, in words: `momentum is a number from 0 up to (not including) 1`."""
     kind = "a whole number" if setting.type == "int" else "a number"
@@ -230,17 +242,18 @@ def read_section(written: list[tuple[ast.Setting, Value]]) -> tuple[dict[str, An
             problems.append(_not_a_spec_setting(item))
         elif name in values:
             problems.append((f"the train setting '{key}' is given twice", item.key.span, "keep one of them"))
-        elif value.failed:
-            values[name] = None  # the arithmetic that failed is reported where it failed
-        elif isinstance(value.value, tuple):
-            hint = f"write one value, as in {spec_example(BY_NAME[name])}"
-            problems.append((f"a train setting takes one value, got {value_text(value.value)}", value.span, hint))
         else:
+            values[name] = None  # given, even where wrong: a second one is "given twice" all the same
+            if value.failed:
+                continue  # the arithmetic that failed is reported where it failed
+            if isinstance(value.value, tuple):
+                hint = f"write one value, as in {spec_example(BY_NAME[name])}"
+                problems.append((f"a train setting takes one value, got {value_text(value.value)}", value.span, hint))
+                continue
             try:
                 values[name] = convert(BY_NAME[name], value.value, spec_example(BY_NAME[name]))
             except SettingError as err:
                 problems.append((f"train setting {key}: {err.problem}", value.span, err.hint))
-                values[name] = None
     return values, problems
 
 

@@ -15,7 +15,7 @@ import time
 import click
 
 from ..errors import SpeccError, UsageError, printable
-from ..train_settings import BY_NAME, DEVICES, LOSSES, PRECISIONS, SETTINGS, SettingError, convert, flag_example
+from ..train_settings import BY_NAME, DEVICES, LOSSES, PRECISIONS, SETTINGS, flag_value
 
 
 def _choices(values) -> str:
@@ -113,22 +113,13 @@ def evaluate(spec, weights, data, device, loss, precision):
     from ..runners.evaluate import evaluate_weights
 
     for name, value in (("device", device), ("loss", loss), ("precision", precision)):
-        _check_flag(name, value)
+        flag_value(name, value)  # a wrong one is named before torch is imported
     result, classes = evaluate_weights(spec, weights, data, device, loss, precision)
     task = result.task
     console = _console()
     console.print(f"test {test_summary(result, task)}", highlight=False, markup=False)
     if result.confusion is not None and len(classes) <= 20:
         console.print(confusion_table(result.confusion, classes))
-
-
-def _check_flag(name: str, value) -> None:
-    """A flag's value against its setting's declaration, as `specc train` checks it (runners/config.py)."""
-    if value is not None:
-        try:
-            convert(BY_NAME[name], value, flag_example(BY_NAME[name]))
-        except SettingError as err:
-            raise UsageError(f"{BY_NAME[name].flag} {value}: {err.problem}", err.hint) from None
 
 
 def _interrupt(signum, frame):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import InputFileError, SpeccError, UsageError
-from ..train_settings import BY_NAME, SETTINGS, SPEC_NAMES, SettingError, TrainSetting, convert, flag_example
+from ..train_settings import BY_NAME, SETTINGS, SPEC_NAMES, TrainSetting, flag_value
 
 # The learning rate each optimiser is usually started with, when neither spec nor flag gives one.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
@@ -26,13 +26,6 @@ class _Derived(BaseModel):
     """What TrainConfig computes from its fields, which come from `train_settings.SETTINGS`."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("augment", mode="before", check_fields=False)
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip() and part.strip() != "none"]
-        return value
 
     @property
     def learning_rate(self) -> float:
@@ -70,22 +63,12 @@ def resolve(spec_train: dict[str, Any], flags: dict[str, Any]) -> TrainConfig:
     `flags` holds the flags as parsed, None meaning not given. A bad flag is named.
     """
     settings = {SPEC_NAMES.get(key, key): value for key, value in spec_train.items()}
-    for name, value in flags.items():
-        if value is not None:
-            settings[name] = _flag_value(name, value)
+    settings.update({name: flag_value(name, value) for name, value in flags.items() if value is not None})
     try:
         return TrainConfig(**settings)
     except ValidationError as err:  # a train dict written by hand in Python, not through a spec
         problem = err.errors()[0]
         raise SpeccError(f"train setting {'.'.join(map(str, problem['loc']))}: {problem['msg']}", hint="see specc train --help") from None
-
-
-def _flag_value(name: str, value: Any) -> Any:
-    setting = BY_NAME[name]
-    try:
-        return convert(setting, value, flag_example(setting))
-    except SettingError as err:
-        raise UsageError(f"{setting.flag} {value}: {err.problem}", err.hint) from None
 
 
 def from_saved(saved: dict, flags: dict[str, Any]) -> TrainConfig:
@@ -97,7 +80,7 @@ def from_saved(saved: dict, flags: dict[str, Any]) -> TrainConfig:
             hint="to train on with other settings, start a new run with --init-from RUN/last.safetensors",
         )
     recipe = {name: value for name, value in saved.items() if name in TrainConfig.model_fields}
-    recipe.update({name: _flag_value(name, value) for name, value in flags.items() if value is not None})
+    recipe.update({name: flag_value(name, value) for name, value in flags.items() if value is not None})
     try:
         return TrainConfig(**recipe)
     except ValidationError as err:
