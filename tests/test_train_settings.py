@@ -72,9 +72,13 @@ def test_a_good_section_is_kept_by_the_settings_own_names():
     assert config.learning_rate == 0.1
 
 
-def test_an_alias_and_its_setting_are_one_setting():
-    with pytest.raises(SpeccError, match="the train setting 'batch_size' is given twice"):
-        specc.loads(f"{HEAD}train {{ batch=32 batch_size=64 }}\nrelu\n")
+def test_an_alias_and_its_setting_are_one_setting_given_twice_even_where_the_first_is_wrong():
+    with pytest.raises(SpeccError) as caught:
+        specc.loads(f"{HEAD}train {{ batch=0 batch_size=64 }}\nrelu\n")
+    assert [d.message for d in caught.value.diagnostics] == [
+        "train setting batch: must be greater than or equal to 1",
+        "the train setting 'batch_size' is given twice",
+    ]
 
 
 @pytest.mark.parametrize(
