@@ -195,7 +195,7 @@ def _number(setting: TrainSetting, value: Any, example: str) -> int | float:
             raise SettingError(f"must be {words} {bound}", hint)
     if not math.isfinite(value):  # 1e999, or nan and inf from a flag
         raise SettingError(f"must be a finite number, got {_short(value)}", hint)
-    if abs(value) > 2**63 - 1:  # past what torch's int64 holds
+    if whole and abs(value) > 2**63 - 1:  # past what torch's int64 holds; a float may be as large as it likes
         raise SettingError(f"is too large: {_short(value)}", hint)
     return value if whole else float(value)
 
