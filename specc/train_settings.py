@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .arguments import value_text
+from .arguments import Value, value_text
 from .errors import UsageError
 from .suggest import did_you_mean
 
 if TYPE_CHECKING:
     from . import ast
-    from .arguments import Value
     from .errors import Span
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -257,7 +256,7 @@ def read_section(written: list[tuple[ast.Setting, Value]]) -> tuple[dict[str, An
 
 def _not_a_spec_setting(item: ast.Setting) -> tuple[str, Span, str]:
     key = item.key.text
-    setting = BY_NAME.get(key) or next((s for s in SETTINGS if key in s.all_flags), None)
+    setting = BY_NAME.get(key)
     if setting is not None and not setting.in_spec:
         hint = f"it depends on the machine or the session, not on the network: give it to a run, as in specc train {flag_example(setting)}"
         return f"the train setting '{key}' is set on the command line, not in a spec", item.key.span, hint
