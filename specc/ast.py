@@ -1,24 +1,71 @@
 """The syntax tree of a .cnn file, as the parser builds it: no meaning yet.
 
 Every node carries the `Span` of its source text so that any later stage can
-point at it. Nodes are pydantic models, so a tree built by hand is validated
-and any tree dumps to JSON (`model_dump()`). The parser, whose output is
-trusted, builds them with `model_construct` and the schemas are built only on
-first validation (`defer_build`): building them at import would cost `specc
-check` a third of its run time.
+point at it. Nodes are plain immutable records: built with keywords
+(`Num(span=s, value=3)`), equal when their fields are, printed with their
+fields. The parser's output is trusted and nothing dumps a tree, so nodes
+validate nothing: pydantic models cost a whole `specc check` about half its run
+time in imports alone, and dataclasses about a millisecond a class to create.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, ClassVar, Literal
 
 from .errors import Span
 
 
-class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
+class Record:
+    """A record with keyword construction, value equality and no assignment after construction.
+
+    Fields are the annotated names of the class and its bases, in order; a field given a value in
+    the class body is optional, and a list default is copied for each record.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls) -> None:
+        own = [name for name, hint in cls.__dict__.get("__annotations__", {}).items() if not str(hint).startswith("ClassVar")]
+        cls._fields = cls._fields + tuple(name for name in own if name not in cls._fields)
+        cls._defaults = cls._defaults | {name: cls.__dict__[name] for name in own if name in cls.__dict__}
+
+    def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - set(self._fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
+        for name in self._fields:
+            if name in values:
+                value = values[name]
+            elif name in self._defaults:
+                value = self._defaults[name]
+                value = list(value) if isinstance(value, list) else value
+            else:
+                raise TypeError(f"{type(self).__name__} needs a value for {name!r}")
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: build a new one rather than setting {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: {name!r} cannot be deleted")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:  # like a tuple: a record holding a list has no hash
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self._fields)})"
+
+
+class Node(Record):
     span: Span
 
 
@@ -114,10 +161,9 @@ class Setting(Node):
     value: Expr
 
 
-class Spec(BaseModel):
+class Spec(Record):
     """A whole file. Header statements may appear once each, anywhere before use."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     network: Name | None = None
     input_shape: tuple[int, ...] | None = None
     input_span: Span | None = None

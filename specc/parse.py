@@ -190,7 +190,7 @@ def _whole(digits: str, token: Token) -> int:
 
 
 def _name(token: Token) -> ast.Name:
-    return ast.Name.model_construct(span=_tspan(token), text=str(token))
+    return ast.Name(span=_tspan(token), text=str(token))
 
 
 class _Call(NamedTuple):
@@ -204,29 +204,29 @@ class _ToAst(Transformer):
 
     # values
     def int(self, children):
-        return ast.Num.model_construct(span=_tspan(children[0]), value=_whole(str(children[0]), children[0]))
+        return ast.Num(span=_tspan(children[0]), value=_whole(str(children[0]), children[0]))
 
     def float(self, children):
-        return ast.Num.model_construct(span=_tspan(children[0]), value=float(children[0]))
+        return ast.Num(span=_tspan(children[0]), value=float(children[0]))
 
     def ref(self, children):
-        return ast.Ref.model_construct(span=_tspan(children[0]), name=str(children[0]))
+        return ast.Ref(span=_tspan(children[0]), name=str(children[0]))
 
     def string(self, children):
-        return ast.Str.model_construct(span=_tspan(children[0]), value=str(children[0])[1:-1])
+        return ast.Str(span=_tspan(children[0]), value=str(children[0])[1:-1])
 
     def sizes(self, children):
         values = tuple(_whole(n, children[0]) for n in str(children[0]).split("x"))
-        return ast.Sizes.model_construct(span=_tspan(children[0]), values=values)
+        return ast.Sizes(span=_tspan(children[0]), values=values)
 
     def neg(self, children):
         minus, operand = children
-        return ast.Neg.model_construct(span=_tspan(minus).until(operand.span), operand=operand)
+        return ast.Neg(span=_tspan(minus).until(operand.span), operand=operand)
 
     def _binop(op):  # noqa: N805 - a factory used at class-creation time
         def method(self, children):
             left, right = children
-            return ast.BinOp.model_construct(span=left.span.until(right.span), op=op, left=left, right=right)
+            return ast.BinOp(span=left.span.until(right.span), op=op, left=left, right=right)
 
         return method
 
@@ -234,11 +234,11 @@ class _ToAst(Transformer):
 
     # items
     def positional(self, children):
-        return ast.Arg.model_construct(span=children[0].span, value=children[0])
+        return ast.Arg(span=children[0].span, value=children[0])
 
     def keyword(self, children):
         key, value = children
-        return ast.Arg.model_construct(span=_tspan(key).until(value.span), key=_name(key), value=value)
+        return ast.Arg(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
     def call(self, children):
         token, *args, rpar = children
@@ -255,7 +255,7 @@ class _ToAst(Transformer):
         """`x3`, or `x N` with a value: the count as an expression, and the span of the whole repeat."""
         if len(children) == 1:
             token = children[0]
-            return ast.Num.model_construct(span=_tspan(token), value=_whole(token[1:], token)), _tspan(token)
+            return ast.Num(span=_tspan(token), value=_whole(token[1:], token)), _tspan(token)
         times, value = children
         return value, _tspan(times).until(value.span)
 
@@ -268,9 +268,9 @@ class _ToAst(Transformer):
         last = _tspan(freeze) if freeze else repeat[1] if repeat else items[-1].span if items else head_span  # the head's line
         for flag in (freeze, late_freeze):
             if flag:  # `x2 freeze` means what `freeze x2` means; another word is the expander's to report
-                items.append(ast.Arg.model_construct(span=_tspan(flag), value=ast.Ref.model_construct(span=_tspan(flag), name=str(flag))))
+                items.append(ast.Arg(span=_tspan(flag), value=ast.Ref(span=_tspan(flag), name=str(flag))))
         count, count_span = repeat or late_repeat or (None, None)
-        return ast.Statement.model_construct(
+        return ast.Statement(
             span=(label.span if label else head_span).until(last),
             label=label,
             name=_name(name),
@@ -285,15 +285,15 @@ class _ToAst(Transformer):
     def param(self, children):
         name, default = children
         span = _tspan(name).until(default.span) if default is not None else _tspan(name)
-        return ast.Param.model_construct(span=span, name=_name(name), default=default)
+        return ast.Param(span=span, name=_name(name), default=default)
 
     def block(self, children):
         name, *params, body = children
-        return ast.BlockDef.model_construct(span=_tspan(name), name=_name(name), params=[p for p in params if p is not None], body=body)
+        return ast.BlockDef(span=_tspan(name), name=_name(name), params=[p for p in params if p is not None], body=body)
 
     def setting(self, children):
         key, value = children
-        return ast.Setting.model_construct(span=_tspan(key).until(value.span), key=_name(key), value=value)
+        return ast.Setting(span=_tspan(key).until(value.span), key=_name(key), value=value)
 
     def network(self, children):
         return ("network", _name(children[0]))
@@ -333,7 +333,7 @@ def _assemble(children: list) -> ast.Spec:
         raise SpeccError(diagnostics=errors)
     input_shape, input_span = fields.get("input", (None, None))
     train, train_span = fields.get("train", ([], None))
-    return ast.Spec.model_construct(
+    return ast.Spec(
         network=fields.get("network"),
         input_shape=input_shape,
         input_span=input_span,
