@@ -1,4 +1,4 @@
-"""Write specc/parser_tables.json again from grammar/specc.lark (after an edit of the grammar).
+"""Write specc/lark_parser.py again from grammar/specc.lark (after an edit of the grammar, or another lark).
 
 python grammar/write_tables.py
 """
@@ -11,5 +11,5 @@ sys.path.insert(0, str(ROOT))
 
 from specc import parser_tables  # noqa: E402
 
-parser_tables.TABLES.write_text(parser_tables.serialize((ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")), encoding="utf-8")
-print(f"wrote {parser_tables.TABLES}")
+parser_tables.GENERATED.write_text(parser_tables.generate((ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")), encoding="utf-8")
+print(f"wrote {parser_tables.GENERATED}")

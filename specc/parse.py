@@ -17,11 +17,9 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedEOF, UnexpectedInput
-
-from . import ast, parser_tables
+from . import ast
 from .errors import Diagnostic, Source, Span, SpeccError
+from .lark_parser import Lark, Lark_StandAlone, Token, Transformer, UnexpectedEOF, UnexpectedInput
 from .syntax_errors import diagnose, token_type
 
 MAX_SYNTAX_ERRORS = 20
@@ -52,8 +50,8 @@ def _grammar_path() -> Path:
 
 @functools.cache
 def _parser() -> Lark:
-    # Never lark's cache=True: it unpickles a file in the shared temp folder (see parser_tables).
-    return parser_tables.load(_grammar_path().read_text(encoding="utf-8"), _ToAst())
+    # Generated from the grammar by lark's standalone generator, never lark's cache=True (see parser_tables).
+    return Lark_StandAlone(transformer=_ToAst())
 
 
 def parse(text: str, path: str = "<string>") -> ast.Spec:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import functools
 import re
 
-from lark import Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from .errors import Diagnostic, Source, Span, SpeccError
+from .lark_parser import Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 # Known-bad snippets, matched by the parser state they fail in and the token they fail on:
 # (message, hint, examples). Each example starts after a valid line, so that the parser's

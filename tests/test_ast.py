@@ -78,12 +78,12 @@ def test_a_parsed_tree_equals_the_tree_built_by_hand_and_survives_copy_and_pickl
     assert copy.deepcopy(spec) == spec and pickle.loads(pickle.dumps(spec)) == spec
 
 
-def test_check_imports_neither_pydantic_nor_torch():
-    """The syntax tree keeps `specc check` light: see bench/check_speed.py."""
+def test_check_imports_neither_pydantic_nor_lark_nor_torch():
+    """The syntax tree and the generated parser keep `specc check` light: see bench/check_speed.py."""
     code = (
         "import sys, specc\n"
         f"specc.load({str(ROOT / 'specs/resnet50.cnn')!r}).check()\n"
-        "print(sorted(m for m in ('pydantic', 'torch') if m in sys.modules))\n"
+        "print(sorted(m for m in ('pydantic', 'lark', 'torch') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import lark
 import pytest
 
-from specc import parse, parser_tables
+from specc import lark_parser, parse, parser_tables
 from specc.errors import SpeccError
 from specc.runners.checkpoint import load as load_safetensors
 
@@ -29,7 +29,7 @@ def python(code: str, tmpdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 CHECK = "import sys; from specc.cli import run; sys.argv = ['specc', 'check', *sys.argv[1:]]; run()"
-# How specc built its parser until the tables shipped as JSON, word for word: lark's cache file name
+# How specc built its parser until it shipped its tables, word for word: lark's cache file name
 # hashes the options in the order given.
 OLD_PARSER = (
     "import lark; from specc import parse\n"
@@ -102,22 +102,10 @@ def test_check_works_where_unpickling_raises(tmp_path: Path):
     assert not list(tmp_path.iterdir()), "specc check wrote into the temp folder"
 
 
-def test_the_shipped_tables_are_those_of_the_grammar():
-    stored = parser_tables.TABLES.read_text(encoding="utf-8")
-    assert f'"grammar_sha256":"{parser_tables.grammar_digest(GRAMMAR)}"' in stored, (
-        "grammar/specc.lark changed: write specc/parser_tables.json again with `python grammar/write_tables.py`"
+def test_the_generated_parser_is_that_of_the_grammar():
+    assert parser_tables.is_current(GRAMMAR), (
+        "grammar/specc.lark or lark changed: write specc/lark_parser.py again with `python grammar/write_tables.py`"
     )
-    assert f'"lark":"{lark.__version__}"' in stored, "another lark: write the tables again with `python grammar/write_tables.py`"
-
-
-def test_the_tables_read_back_as_lark_wrote_them():
-    from lark.grammar import Rule
-    from lark.lexer import TerminalDef
-
-    data, memo = parser_tables.build(GRAMMAR).memo_serialize([TerminalDef, Rule])
-    data["options"] = {k: v for k, v in data["options"].items() if k not in parser_tables._RUNTIME_OPTIONS}
-    text = json.dumps(parser_tables._encode({"data": data, "memo": memo}))
-    assert json.loads(text, object_hook=parser_tables._decode) == {"data": data, "memo": memo}
 
 
 def texts() -> list[tuple[str, str]]:
@@ -132,23 +120,13 @@ def outcome(parser, text: str) -> str:
         return f"{type(err).__name__} {getattr(err, 'line', '')}:{getattr(err, 'column', '')} {sorted(getattr(err, 'expected', []) or [])}"
 
 
-def test_the_shipped_tables_parse_as_the_grammar_does():
-    shipped, built = parser_tables.load(GRAMMAR, parse._ToAst()), parser_tables.build(GRAMMAR, parse._ToAst())
-    assert shipped.source_path == "<deserialized>", "the shipped tables were not used"
+def test_the_generated_parser_parses_as_the_grammar_does():
+    generated, built = parse._parser(), parser_tables.build(GRAMMAR, parse._ToAst())
+    assert isinstance(generated, lark_parser.Lark) and not isinstance(generated, lark.Lark), "the generated parser was not used"
     cases = texts()
     assert len(cases) > 40
     for name, text in cases:
-        assert outcome(shipped, text) == outcome(built, text), name
-
-
-def test_tables_of_another_grammar_are_not_used(monkeypatch, tmp_path: Path):
-    stale = tmp_path / "tables.json"
-    stale.write_text(parser_tables.serialize(GRAMMAR + "\n// an edit\n"), encoding="utf-8")
-    monkeypatch.setattr(parser_tables, "TABLES", stale)
-    parser = parser_tables.load(GRAMMAR, parse._ToAst())
-    assert parser.source_path != "<deserialized>"
-    stale.write_text("not json", encoding="utf-8")
-    assert parser_tables.load(GRAMMAR, parse._ToAst()).source_path != "<deserialized>"
+        assert outcome(generated, text) == outcome(built, text), name
 
 
 # --- an output never replaces an input ------------------------------------------------------------
