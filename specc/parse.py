@@ -1,4 +1,4 @@
-"""Text to syntax tree: the lark grammar in grammar/specc.lark, loaded once.
+"""Text to syntax tree: the lark grammar in grammar/specc.lark, generated into lark_parser.py.
 
 The tree is built while parsing (lark's inline transformer, LALR only): a
 spec of a thousand layers is parsed and built in a few tens of milliseconds,
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 from typing import NamedTuple
 
 from . import ast
@@ -37,15 +36,6 @@ class ParseError(SpeccError):
     def __init__(self, diagnostics: list[Diagnostic], source: Source, recovered: ast.Spec | None, intact_before: float):
         super().__init__(diagnostics=diagnostics, source=source)
         self.recovered, self.intact_before = recovered, intact_before
-
-
-def _grammar_path() -> Path:
-    """The grammar ships inside the wheel as specc/_grammar; in a checkout it lives in grammar/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_grammar" / "specc.lark", here.parent / "grammar" / "specc.lark"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("specc's grammar file specc.lark is missing from the installation")
 
 
 @functools.cache

@@ -33,7 +33,7 @@ CHECK = "import sys; from specc.cli import run; sys.argv = ['specc', 'check', *s
 # hashes the options in the order given.
 OLD_PARSER = (
     "import lark; from specc import parse\n"
-    "lark.Lark(parse._grammar_path().read_text(encoding='utf-8'), parser='lalr', lexer='contextual',"
+    "lark.Lark(open('grammar/specc.lark', encoding='utf-8').read(), parser='lalr', lexer='contextual',"
     " maybe_placeholders=True, transformer=parse._ToAst(), cache=True)\n"
 )
 
