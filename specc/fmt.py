@@ -27,11 +27,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lark import Lark, Token
-from lark.exceptions import UnexpectedInput
-
-from . import parser_tables
 from .errors import EXIT_FAILURE, InputFileError, SpeccError
+from .lark_parser import Lark, Lark_StandAlone, Token, UnexpectedInput
 from .parse import parse
 
 INDENT = "    "
@@ -66,18 +63,10 @@ def _lexable(text: str) -> str:
     return work if work.endswith("\n") else work + "\n"
 
 
-def _grammar_text() -> str:
-    """specc/_grammar in a wheel, grammar/ in a checkout (where parse.py finds it too)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_grammar" / "specc.lark", here.parent / "grammar" / "specc.lark"):
-        if candidate.exists():
-            return candidate.read_text(encoding="utf-8")
-    raise FileNotFoundError("specc's grammar file specc.lark is missing from the installation")
-
-
 @functools.cache
 def _tree_parser() -> Lark:
-    return parser_tables.load(_grammar_text(), None)
+    """The generated parser of parse.py, building lark's own tree rather than specc's."""
+    return Lark_StandAlone()
 
 
 def _tokens(text: str) -> tuple[list[Token], set[int]]:
