@@ -27,8 +27,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import parser_tables
 from .errors import EXIT_FAILURE, InputFileError, SpeccError
-from .lark_parser import Lark, Lark_StandAlone, Token, UnexpectedInput
+from .lark_parser import Lark, Token, UnexpectedInput
 from .parse import parse
 
 INDENT = "    "
@@ -65,8 +66,8 @@ def _lexable(text: str) -> str:
 
 @functools.cache
 def _tree_parser() -> Lark:
-    """The generated parser of parse.py, building lark's own tree rather than specc's."""
-    return Lark_StandAlone()
+    """The parser of parse.py, building lark's own tree rather than specc's."""
+    return parser_tables.load()
 
 
 def _tokens(text: str) -> tuple[list[Token], set[int]]:

@@ -16,9 +16,9 @@ import functools
 import math
 from typing import NamedTuple
 
-from . import ast
+from . import ast, parser_tables
 from .errors import Diagnostic, Source, Span, SpeccError
-from .lark_parser import Lark, Lark_StandAlone, Token, Transformer, UnexpectedEOF, UnexpectedInput
+from .lark_parser import Lark, Token, Transformer, UnexpectedEOF, UnexpectedInput
 from .syntax_errors import diagnose, token_type
 
 MAX_SYNTAX_ERRORS = 20
@@ -40,8 +40,8 @@ class ParseError(SpeccError):
 
 @functools.cache
 def _parser() -> Lark:
-    # Generated from the grammar by lark's standalone generator, never lark's cache=True (see parser_tables).
-    return Lark_StandAlone(transformer=_ToAst())
+    # Made ahead of time from the grammar, never lark's cache=True (see parser_tables).
+    return parser_tables.load(_ToAst())
 
 
 def parse(text: str, path: str = "<string>") -> ast.Spec:

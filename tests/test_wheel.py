@@ -33,7 +33,7 @@ def test_the_wheel_checks_a_spec_in_a_fresh_venv(tmp_path: Path):
     wheel = next(dist.glob("specc-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         shipped = zf.read("specc/_grammar/specc.lark").decode("utf-8")
-        assert "specc/lark_parser.py" in zf.namelist()  # the parser, generated from the grammar
+        assert {"specc/lark_parser.py", "specc/parser_tables.json"} <= set(zf.namelist())  # else check cannot parse
     assert shipped == (ROOT / "grammar" / "specc.lark").read_text(encoding="utf-8")
 
     venv = tmp_path / "venv"
