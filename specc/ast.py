@@ -5,7 +5,7 @@ point at it. Nodes are plain immutable records: built with keywords
 (`Num(span=s, value=3)`), equal when their fields are, printed with their
 fields. The parser's output is trusted and nothing dumps a tree, so nodes
 validate nothing: pydantic models cost a whole `specc check` about half its run
-time in imports alone, and dataclasses about a millisecond a class to create.
+time in imports alone, and a dataclass costs most of a millisecond to create.
 """
 
 from __future__ import annotations
