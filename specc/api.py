@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from . import ast
-from .check import Report, check, with_shape_errors
+from .check import Report
 from .errors import InputFileError, Source, SpeccError
-from .expand import ExpansionError, expand, with_argument_errors
 from .ir import Network
-from .parse import ParseError, parse
+from .pipeline import build, measure
 
 
 class Net:
@@ -36,7 +34,7 @@ class Net:
     def check(self, strict: bool = False) -> Report:
         """Shapes, parameters, MACs and receptive fields; raises SpeccError on any error."""
         if self._report is None or strict:
-            self._report = check(self.network, self.source, strict)
+            self._report = measure(self.network, self.source, strict)
         return self._report
 
     def to_source(self, class_name: str | None = None) -> str:
@@ -71,26 +69,7 @@ class Net:
 
 def loads(text: str, path: str = "<string>") -> Net:
     source = Source(text, path)
-    return Net(_expand(_parse(source), source), source)
-
-
-def _parse(source: Source) -> ast.Spec:
-    try:
-        return parse(source.text, source.path)
-    except ParseError as err:
-        if err.recovered is None:
-            raise
-        # Expansion waits for the syntax to be right, but a wrong argument on another line is a mistake of its own.
-        errors = with_argument_errors(err.diagnostics, err.recovered, source, err.intact_before)
-        raise SpeccError(diagnostics=errors, source=source) from None
-
-
-def _expand(spec: ast.Spec, source: Source) -> Network:
-    try:
-        return expand(spec, source)
-    except ExpansionError as err:
-        # What did expand is shape-checked too, so that independent mistakes are reported in one run.
-        raise SpeccError(diagnostics=with_shape_errors(err.diagnostics, err.network), source=source) from None
+    return Net(build(source), source)
 
 
 def load(path: str | Path) -> Net:

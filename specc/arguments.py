@@ -1,7 +1,7 @@
 """Values and arguments: arithmetic, a block call's arguments bound, each layer argument checked against its field.
 
 The expander reads these as methods (`Arguments` is its base class), so that every error goes
-through its one `error`, with the notes of the block calls a value came through.
+into its one sink (`diagnostics`), with the notes of the block calls a value came through.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ class Value:
 
 
 class Arguments:
-    """Values evaluated, block calls bound, layer arguments converted: the Expander's base, which provides `error`, `source`, `blocks`."""
+    """Values evaluated, block calls bound, layer arguments converted.
+
+    The Expander's base, which provides `diagnostics`, `too_many_errors`, `source` and `blocks`.
+    """
 
     def evaluate(self, expr: ast.Expr, env: dict[str, Value], calls=()) -> Value:
         """A value: a number, a word, a string, or arithmetic on numbers and block parameters."""
@@ -55,7 +58,7 @@ class Arguments:
         if a is None or b is None:
             return failed
         if expr.op == "/" and b == 0:
-            self.error("division by zero", expr.span, "the number after '/' is 0 here; divide by something else", calls)
+            self.diagnostics.error("division by zero", expr.span, "the number after '/' is 0 here; divide by something else", calls)
             return failed
         try:
             result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b if a % b == 0 else a / b}[expr.op]()
@@ -63,7 +66,7 @@ class Arguments:
         except OverflowError:
             too_large = True
         if too_large:  # nested blocks can square a number at every level: stop before its digits run to millions
-            self.error(
+            self.diagnostics.error(
                 "this number is too large to work with", expr.span, "sizes are 64-bit integers in torch: is a digit too many?", calls
             )
             return failed
@@ -75,7 +78,7 @@ class Arguments:
             return None
         if isinstance(value.value, (int, float)) and not value.word:
             return value.value
-        self.error(
+        self.diagnostics.error(
             f"'{value_text(value.value)}' is not a number, so '{op}' cannot apply to it",
             value.span,
             "arithmetic works on numbers and on block parameters that hold numbers",
@@ -103,12 +106,12 @@ class Arguments:
                 block = ctx.blocks[-1]
                 params = ", ".join([p.name.text for p in self.blocks[block].params] + [v])
                 hint = f"'{v}' is not a parameter of block '{block}'; add it, as in block {block}({params})"
-            self.error(f"a repeat count must be a whole number, got '{value_text(v)}'", value.span, hint, ctx.calls, notes)
+            self.diagnostics.error(f"a repeat count must be a whole number, got '{value_text(v)}'", value.span, hint, ctx.calls, notes)
             return None
         if isinstance(v, float):
             near = " or ".join(f"x{n}" for n in sorted({max(math.floor(v), 0), max(math.ceil(v), 0)})) if math.isfinite(v) else "x2"
             hint = f"block '{ctx.blocks[-1]}' repeats by this argument: pass a whole number" if notes else f"write e.g. {near}"
-            self.error(f"a repeat count must be a whole number, got {_short(v)}", value.span, hint, ctx.calls, notes)
+            self.diagnostics.error(f"a repeat count must be a whole number, got {_short(v)}", value.span, hint, ctx.calls, notes)
             return None
         low = 1 if literal else 0
         if not low <= v <= most:
@@ -116,7 +119,7 @@ class Arguments:
             hint = f"block '{ctx.blocks[-1]}' repeats by this argument: pass 0 or more" if notes else "write a count such as x2"
             if literal:
                 hint += "; to drop the layer, delete the line"
-            self.error(f"a repeat count must be {what}, got {_short(v)}", value.span, hint, ctx.calls, notes)
+            self.diagnostics.error(f"a repeat count must be {what}, got {_short(v)}", value.span, hint, ctx.calls, notes)
             return None
         return v
 
@@ -129,7 +132,7 @@ class Arguments:
         bad: set[str] = set()  # given, but wrong: not also "missing"
         skip = False
         for i, item in enumerate(items):
-            if len(self.diagnostics) >= MAX_ERRORS:  # a line of thousands of bad arguments: enough said
+            if self.too_many_errors():  # a line of thousands of bad arguments: enough said
                 raise StopExpanding
             if skip:  # the value of `K 16`, reported with its K
                 skip = False
@@ -151,7 +154,7 @@ class Arguments:
         for fld in fields:
             if fld.name not in args and fld.name not in bad:
                 if fld.required:
-                    self.error(f"{what} needs {fld.name} ({fld.help})", where, f"write e.g. `{kind_example(what)}`", ctx.calls)
+                    self.diagnostics.error(f"{what} needs {fld.name} ({fld.help})", where, f"write e.g. `{kind_example(what)}`", ctx.calls)
                     bad.add(fld.name)
                 args[fld.name] = fld.default
         return (args, spans) if not bad else None
@@ -164,9 +167,9 @@ class Arguments:
             after = following[0]
             example = self.source.line_text(after.span.line)[after.span.column - 1 : after.span.end_column - 1]
             span = value.span.until(after.span) if after.span.line == value.span.line else value.span
-            self.error(f"'{value.value}' needs a '=' before its value", span, f"write {value.value}={example}", ctx.calls)
+            self.diagnostics.error(f"'{value.value}' needs a '=' before its value", span, f"write {value.value}={example}", ctx.calls)
         else:
-            self.error(f"'{value.value}' needs a value", value.span, f"write {value.value}=…", ctx.calls)
+            self.diagnostics.error(f"'{value.value}' needs a value", value.span, f"write {value.value}=…", ctx.calls)
         return True
 
     def _field_for(self, what, fields, item: ast.Arg, value: Value, args, ctx) -> Field | None:
@@ -177,16 +180,16 @@ class Arguments:
                 hint = did_you_mean(item.key.text, names) or (
                     f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
                 )
-                self.error(f"{what} has no argument '{item.key.text}'", item.key.span, hint, ctx.calls)
+                self.diagnostics.error(f"{what} has no argument '{item.key.text}'", item.key.span, hint, ctx.calls)
             elif fld.name in args:
-                self.error(f"{fld.name} is given twice", item.key.span, f"give {fld.name} once: remove one of them", ctx.calls)
+                self.diagnostics.error(f"{fld.name} is given twice", item.key.span, f"give {fld.name} once: remove one of them", ctx.calls)
                 return None
             return fld
         if value.word:
             for fld in fields:
                 if value.value in fld.choices or (fld.type == "bool" and fld.name == value.value):
                     if fld.name in args:
-                        self.error(f"{what} {fld.name} is given twice", value.span, f"{fld.name}: {fld.help}", ctx.calls)
+                        self.diagnostics.error(f"{what} {fld.name} is given twice", value.span, f"{fld.name}: {fld.help}", ctx.calls)
                         return None
                     return fld
         for fld in fields:
@@ -198,7 +201,7 @@ class Arguments:
         hint = f"{what} takes: {', '.join(names)}" if names else f"{what} takes no arguments"
         if value.word:
             hint = did_you_mean(str(value.value), [c for f in fields for c in f.choices] + names + ["freeze"]) or hint
-        self.error(f"{what} does not take '{value_text(value.value)}' here", value.span, hint, ctx.calls)
+        self.diagnostics.error(f"{what} does not take '{value_text(value.value)}' here", value.span, hint, ctx.calls)
         return None
 
     def _convert(self, what: str, fld: Field, value: Value, use: _Use):
@@ -242,7 +245,7 @@ class Arguments:
         notes = []
         if use.item.value.span != value.span and use.ctx.blocks:
             notes.append((f"block '{use.ctx.blocks[-1]}' passes it to {use.what} as {use.field} here", use.item.span))
-        self.error(message, value.span, hint, use.ctx.calls, notes)
+        self.diagnostics.error(message, value.span, hint, use.ctx.calls, notes)
         return _BAD
 
     # ---- block calls ------------------------------------------------------------------------
@@ -259,7 +262,7 @@ class Arguments:
                 continue
             if key in env:
                 hint = f"pass {key} once, by position or as {key}=…, not both"
-                self.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, hint, ctx.calls)
+                self.diagnostics.error(f"'{name}' gets '{key}' twice", (arg.key or arg).span, hint, ctx.calls)
                 ok = False
             env[key] = self.evaluate(arg.value, ctx.env, ctx.calls)
         for key, param in params.items():
@@ -271,7 +274,7 @@ class Arguments:
             if param.default is not None:
                 env[key] = self.evaluate(param.default, env, ctx.calls)
                 continue
-            self.error(
+            self.diagnostics.error(
                 f"'{name}' needs the argument '{key}'",
                 where,
                 f"call it as {name}({', '.join(_param_text(p) for p in block.params)})",
@@ -288,15 +291,17 @@ class Arguments:
             if arg.key.text in order:
                 return arg.key.text
             hint = did_you_mean(arg.key.text, order) or f"its parameters are: {', '.join(order) or 'none'}"
-            self.error(f"'{name}' has no parameter '{arg.key.text}'", arg.key.span, hint, ctx.calls)
+            self.diagnostics.error(f"'{name}' has no parameter '{arg.key.text}'", arg.key.span, hint, ctx.calls)
             return None
         if any(a.key is not None for a in args[:i]):
-            self.error("a positional argument cannot follow a key=value argument", arg.span, "put positional arguments first", ctx.calls)
+            self.diagnostics.error(
+                "a positional argument cannot follow a key=value argument", arg.span, "put positional arguments first", ctx.calls
+            )
             return None
         if i >= len(order):
             taken = f"{len(order)} argument{'s' * (len(order) != 1)}" + (f" ({', '.join(order)})" if order else "")
             hint = f"call it as {name}({', '.join(_param_text(p) for p in block.params)})"
-            self.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, hint, ctx.calls)
+            self.diagnostics.error(f"'{name}' takes {taken}, but this is argument {i + 1}", arg.span, hint, ctx.calls)
             return None
         return order[i]
 

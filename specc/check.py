@@ -15,13 +15,12 @@ import math
 from dataclasses import dataclass, field
 
 from . import shapes
-from .errors import Diagnostic, Source, SpeccError
+from .errors import Diagnostic, Diagnostics
 from .ir import Group, Layer, Network, Node, Shape
 from .layers import KINDS, ShapeError
 
 BYTES_PER_VALUE = 4  # float32
 TILE_HINT = "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error"
-STRICT_HINT = "pad, or pick F and S so that (W − F + 2P) is a multiple of S (an error, not a warning, under --strict)"
 
 
 @dataclass
@@ -89,43 +88,18 @@ class Report:
         return values * BYTES_PER_VALUE / 1e6
 
 
-def check(network: Network, source: Source, strict: bool = False) -> Report:
-    """Fill in the network's shapes and counts; raise SpeccError listing every error."""
-    checker = _Checker()
-    flow = checker.sequence(network.body, Flow(network.input_shape))
-    errors = [d for d in checker.diagnostics if d.is_error]
-    warnings = [d for d in checker.diagnostics if not d.is_error]
-    if strict:
-        for w in warnings:
-            w.severity, w.hint = "error", STRICT_HINT
-        errors, warnings = errors + warnings, []
-    if errors:
-        raise SpeccError(diagnostics=sorted(errors, key=_position), source=source)
-    rows = list(_rows(network.body, 0))
-    return Report(network.name, network.input_shape, flow.shape, rows, warnings)
+def check(network: Network, diagnostics: Diagnostics) -> Report:
+    """The check stage: fill in the network's shapes and counts, every mistake into `diagnostics`.
 
-
-def with_shape_errors(diagnostics: list[Diagnostic], network: Network | None) -> list[Diagnostic]:
-    """Expansion's `diagnostics` and the shape errors of the `network` it built in part, in file order.
-
-    Where a statement failed to expand, its output is unknown and nothing after it is checked,
-    so every shape error added here stands on its own, not on the mistake already reported.
+    The report's rows are worth reading only where no error was found.
     """
-    if network is None:
-        return diagnostics
-    checker = _Checker()
-    checker.sequence(network.body, Flow(network.input_shape))
-    return sorted(diagnostics + [d for d in checker.diagnostics if d.is_error], key=_position)
-
-
-def _position(d: Diagnostic) -> tuple[int, int]:
-    return (d.span.line, d.span.column) if d.span else (0, 0)
+    flow = _Checker(diagnostics).sequence(network.body, Flow(network.input_shape))
+    return Report(network.name, network.input_shape, flow.shape, list(_rows(network.body, 0)))
 
 
 class _Checker:
-    def __init__(self):
-        self.diagnostics: list[Diagnostic] = []
-        self.reported: set[tuple] = set()  # (message, span, severity): a set keeps thousands of repeats linear
+    def __init__(self, diagnostics: Diagnostics):
+        self.diagnostics = diagnostics
 
     def sequence(self, nodes: list[Node], flow: Flow) -> Flow:
         for node in nodes:
@@ -140,11 +114,11 @@ class _Checker:
             out = layer.kind.infer(layer.args, flow.shape)
         except ShapeError as err:
             span = layer.arg_spans.get(err.field, layer.span) if err.field else layer.span
-            self._report(err.message, span, err.hint, layer.calls)
+            self.diagnostics.error(err.message, span, err.hint, layer.calls)
             layer.out_shape = err.recover
             return Flow(err.recover, flow.rf, flow.jump)
         if out.warning:
-            self._report(out.warning, layer.span, TILE_HINT, layer.calls, severity="warning")
+            self.diagnostics.warning(out.warning, layer.span, TILE_HINT, layer.calls)
         layer.out_shape, layer.params, layer.macs, layer.formula = out.shape, out.params, out.macs, out.formula
         rf, jump = flow.rf, flow.jump
         if out.window:
@@ -183,7 +157,7 @@ class _Checker:
             return Flow(None)
         if group.shortcut == "identity" or (group.shortcut == "auto" and body.shape == flow.shape):
             if body.shape != flow.shape:
-                self._report(
+                self.diagnostics.error(
                     f"residual branches disagree: the body gives {shapes.shape_text(body.shape)} "
                     f"but the identity shortcut gives {shapes.shape_text(flow.shape)}",
                     group.span,
@@ -207,7 +181,7 @@ class _Checker:
         ]
         out = self.sequence(group.shortcut_layers, flow)
         if out.shape != body.shape:
-            self._report(
+            self.diagnostics.error(
                 f"residual branches disagree: the body gives {shapes.shape_text(body.shape)} but the projection "
                 f"shortcut (1×1 conv, stride {stride}) gives {shapes.shape_text(out.shape)}",
                 group.span,
@@ -224,7 +198,7 @@ class _Checker:
             return Flow(None)
         x, scale = flow.shape, body.shape
         if len(scale) != len(x) or any(s not in (1, c) for s, c in zip(scale, x, strict=True)):
-            self._report(
+            self.diagnostics.error(
                 f"the gate's body gives {shapes.shape_text(scale)}, which cannot multiply its input {shapes.shape_text(x)}",
                 group.span,
                 _gate_hint(x, scale),
@@ -241,7 +215,7 @@ class _Checker:
         """What each branch of `concat split` takes: its equal slice of the channels."""
         c, n = flow.shape[0], len(group.children)
         if c % n:
-            self._report(
+            self.diagnostics.error(
                 f"concat split cannot share {c} channels equally among {n} branches",
                 group.span,
                 f"give it a number of branches that divides {c}, or make the layer before give a multiple of {n} channels",
@@ -262,7 +236,7 @@ class _Checker:
                 for child, o in zip(group.children, outs, strict=True)
                 if o.shape[1:] != first[1:] or len(o.shape) != len(first)
             ]
-            self._report(
+            self.diagnostics.error(
                 f"concat branches differ in size: {shown}",
                 group.span,
                 "concat joins channels; every branch must keep the same spatial size (pad, or match strides)",
@@ -272,13 +246,6 @@ class _Checker:
             return Flow(None)
         channels = sum(o.shape[0] for o in outs)
         return Flow((channels, *first[1:]), max(o.rf for o in outs), max(o.jump for o in outs))
-
-    def _report(self, message, span, hint, calls, severity="error", notes=()):
-        if (message, span, severity) in self.reported:
-            return  # one layer of a block met again through another call, failing the same way
-        self.reported.add((message, span, severity))
-        notes = list(notes) + [(text, where) for text, where in reversed(calls)]
-        self.diagnostics.append(Diagnostic(message, span, hint, severity, notes))
 
 
 def _gate_hint(x: Shape, scale: Shape) -> str:

@@ -45,6 +45,65 @@ class Diagnostic:
         return self.severity == "error"
 
 
+Calls = tuple[tuple[str, Span], ...] | list[tuple[str, Span]]  # ("in block 'basic', called here", span), outermost first
+
+
+def position(d: Diagnostic) -> tuple[int, int]:
+    """File order; diagnostics about the whole file first."""
+    return (d.span.line, d.span.column) if d.span else (0, 0)
+
+
+class Diagnostics:
+    """The sink every stage reports into: the one place diagnostics are de-duplicated and given call-chain notes.
+
+    A layer inside a block is met once per call and a mistake inside a repeat once per copy: the
+    same message at the same place is recorded once. The block calls a diagnostic came through
+    become notes, innermost first, except a call on the diagnostic's own line (the caret says it).
+    """
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+        self._seen: set[tuple[str, Span | None, str]] = set()  # a set: 4,000 repeats of one mistake stay linear
+
+    def error(self, message: str, span: Span | None, hint: str, calls: Calls = (), notes=()) -> None:
+        """Record an error; every error says how to fix it, so `hint` is required."""
+        self._add(message, span, hint, "error", calls, notes)
+
+    def warning(self, message: str, span: Span | None, hint: str, calls: Calls = ()) -> None:
+        self._add(message, span, hint, "warning", calls, ())
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        """Diagnostics made elsewhere (a syntax error's, already complete)."""
+        for d in diagnostics:
+            if (d.message, d.span, d.severity) not in self._seen:
+                self._seen.add((d.message, d.span, d.severity))
+                self.items.append(d)
+
+    def _add(self, message, span, hint, severity, calls, notes) -> None:
+        if (message, span, severity) in self._seen:
+            return
+        self._seen.add((message, span, severity))
+        chain = [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
+        self.items.append(Diagnostic(message, span, hint, severity, list(notes) + chain))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """The errors in file order (a stable sort: one line's diagnostics in the order found)."""
+        return sorted((d for d in self.items if d.is_error), key=position)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """The warnings in the order found, which is the order the network runs."""
+        return [d for d in self.items if not d.is_error]
+
+
 class SpeccError(Exception):
     """One or more user-facing problems. `exit_code` says which kind."""
 

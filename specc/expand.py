@@ -16,7 +16,7 @@ from typing import Any
 
 from . import ast
 from .arguments import MAX_ERRORS, MAX_INT, Arguments, StopExpanding, Value, kind_example, value_text
-from .errors import Diagnostic, Source, Span, SpeccError
+from .errors import Diagnostics, Source, Span
 from .ir import Group, Layer, Network, Node
 from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
 from .scopes import Context, Scope
@@ -41,65 +41,63 @@ MAX_CALL_DEPTH = 32
 MAX_NODES = 100_000
 
 
-class ExpansionError(SpeccError):
-    """Expansion's errors, with the network as far as it could be built (None where nothing can be
-    trusted: a bad input shape, a spec cut short), so that its shapes can be checked all the same."""
+def expand(spec: ast.Spec, source: Source, diagnostics: Diagnostics) -> Network | None:
+    """The expand stage: the network tree, every mistake into `diagnostics`.
 
-    def __init__(self, diagnostics: list[Diagnostic], source: Source, network: Network | None):
-        super().__init__(diagnostics=diagnostics, source=source)
-        self.network = network
-
-
-def expand(spec: ast.Spec, source: Source) -> Network:
-    return Expander(spec, source).run()
-
-
-def with_argument_errors(diagnostics: list[Diagnostic], recovered: ast.Spec, source: Source, before: float) -> list[Diagnostic]:
-    """Syntax errors (`diagnostics`) and the argument errors of layers and groups outside blocks, in file order.
-
-    `recovered` is the spec as read without the lines that failed to parse. An argument's mistake
-    depends on its own line alone, unless the line sits in a block (its words may be parameters):
-    so only lines known to be outside every block, those before line `before`, are looked at.
+    Where a statement fails, an `unknown` group stands in its place, so the tree is built as far as
+    it can be. None where nothing in it can be trusted: no usable input shape, expansion cut short.
     """
-    expander = Expander(recovered, source)
-    expander.diagnostics = []  # the definitions' own errors may be echoes of the lines that failed
-    expander.reported = set()
+    expander = Expander(spec, source, diagnostics)
+    expander.define_blocks()
+    return expander.run()
+
+
+def argument_errors(spec: ast.Spec, source: Source, diagnostics: Diagnostics, before: float) -> None:
+    """The argument errors of layers and groups outside blocks, on lines before `before`, into `diagnostics`.
+
+    For a spec with syntax errors: `spec` is the spec as read without the lines that failed. An
+    argument's mistake depends on its own line alone, unless the line sits in a block (its words may
+    be parameters), so only lines known to be outside every block are looked at. The definitions
+    are not looked at: their errors may be echoes of the lines that failed.
+    """
+    expander = Expander(spec, source, diagnostics)
     try:
-        expander.argument_errors(recovered.body, Context(Scope(())), before)
+        expander.argument_errors(spec.body, Context(Scope(())), before)
     except (RecursionError, StopExpanding):
         pass  # nested too deeply to look into, or errors enough: the syntax errors are enough
-    return sorted(diagnostics + expander.diagnostics, key=_position)
 
 
 class Expander(Arguments):
-    def __init__(self, spec: ast.Spec, source: Source):
-        self.spec, self.source = spec, source
-        self.diagnostics: list[Diagnostic] = []
-        self.reported: set[tuple[str, Span | None]] = set()  # a set: a line of 4,000 bad arguments stays linear
+    def __init__(self, spec: ast.Spec, source: Source, diagnostics: Diagnostics):
+        self.spec, self.source, self.diagnostics = spec, source, diagnostics
+        self.first_diagnostic = len(diagnostics)  # MAX_ERRORS counts this stage's own
         self.nodes = 0
         self.blocks: dict[str, ast.BlockDef] = {}
         self.bad_defaults: set[tuple[str, str]] = set()  # (block, parameter): reported at the definition
         self.shadowing: set[str] = set()  # blocks named like a layer: reported at the definition
         self.broken: set[str] = set()  # blocks whose definition is in doubt: what their calls give is unknown
         self.checkable = True  # False where an error leaves nothing to shape-check against
-        for block in spec.blocks:
+        # `blok b(K) {` is reported once, as a misspelt keyword; its calls are not unknown blocks as well
+        self.misspelt = {st.items[0].value.name for st in spec.body if _misspelt_block(st)}
+
+    def define_blocks(self) -> None:
+        """Each block definition by name, its mistakes reported once here rather than at every call."""
+        for block in self.spec.blocks:
             name = block.name.text
             if name in KINDS or name in GROUP_FIELDS:
                 # not defined at all, so its calls and its own body are not reported again
                 what = "layer" if name in KINDS else "group"
                 hint = f"call the block something else, e.g. {name}_block"
-                self.error(f"a block cannot be called '{name}': that is a {what}", block.name.span, hint)
+                self.diagnostics.error(f"a block cannot be called '{name}': that is a {what}", block.name.span, hint)
                 self.shadowing.add(name)
                 continue
             if name in self.blocks:
                 first = [(f"the first '{name}' is defined here", self.blocks[name].name.span)]
-                self.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", first_notes=first)
+                self.diagnostics.error(f"a block named '{name}' is defined twice", block.name.span, "rename one of them", notes=first)
                 self.broken.add(name)  # either definition may be the one meant
                 continue
             self.blocks[name] = block
             self._check_params(block)
-        # `blok b(K) {` is reported once, as a misspelt keyword; its calls are not unknown blocks as well
-        self.misspelt = {st.items[0].value.name for st in spec.body if _misspelt_block(st)}
 
     def _check_params(self, block: ast.BlockDef) -> None:
         """A block's parameter list: each name once, and defaults that use only the parameters before them."""
@@ -110,7 +108,7 @@ class Expander(Arguments):
             if name in seen:
                 first = [(f"the first '{name}' is declared here", seen[name])]
                 hint = "each parameter needs its own name; remove or rename this one"
-                self.error(f"block '{block.name.text}' has two parameters named '{name}'", param.name.span, hint, first_notes=first)
+                self.diagnostics.error(f"block '{block.name.text}' has two parameters named '{name}'", param.name.span, hint, notes=first)
                 self.broken.add(block.name.text)
             seen.setdefault(name, param.name.span)
             later = next((r for r in _refs(param.default) if r.name in order[i:]), None)
@@ -118,20 +116,12 @@ class Expander(Arguments):
                 self.bad_defaults.add((block.name.text, name))
                 what = f"'{name}' itself" if later.name == name else f"'{later.name}', which comes after it"
                 hint = f"a default may use only the parameters before it, as in block b(K, S=K/2); give {name} a value, e.g. {name}=1"
-                self.error(f"the default of '{name}' cannot refer to {what}", later.span, hint)
+                self.diagnostics.error(f"the default of '{name}' cannot refer to {what}", later.span, hint)
 
-    def error(self, message: str, span: Span | None, hint: str, calls=(), first_notes=()) -> None:
-        """Record an error; `calls` become notes, innermost first, except one on the error's own line.
+    def too_many_errors(self) -> bool:
+        return len(self.diagnostics) - self.first_diagnostic >= MAX_ERRORS
 
-        Every error says how to fix it: `hint` is required.
-        """
-        if (message, span) in self.reported:
-            return  # the same mistake met again through a repeat or another call of its block
-        self.reported.add((message, span))
-        notes = list(first_notes) + [(text, where) for text, where in reversed(list(calls)) if span is None or where.line != span.line]
-        self.diagnostics.append(Diagnostic(message, span, hint, notes=notes))
-
-    def run(self) -> Network:
+    def run(self) -> Network | None:
         input_shape = self._input_shape()
         try:
             body = self.statements(self.spec.body, Context(Scope(())))
@@ -139,9 +129,9 @@ class Expander(Arguments):
             body, self.checkable = [], False
         except RecursionError:
             body, self.checkable = [], False
-            self.error("the spec nests too deeply to expand", Span(1, 1, 1, 2), "use blocks instead of deep nesting")
+            self.diagnostics.error("the spec nests too deeply to expand", Span(1, 1, 1, 2), "use blocks instead of deep nesting")
         if not self.spec.body:
-            self.error("the spec has no layers", None, "add layers after the `input` line, one per line")
+            self.diagnostics.error("the spec has no layers", None, "add layers after the `input` line, one per line")
         network = Network(
             name=self.spec.network.text if self.spec.network else _stem(self.source.path),
             input_shape=input_shape,
@@ -151,20 +141,19 @@ class Expander(Arguments):
             source_text=self.source.text,
             source_path=self.source.path,
         )
-        if any(d.is_error for d in self.diagnostics):
-            partial = network if self.checkable else None
-            raise ExpansionError(sorted(self.diagnostics, key=_position), self.source, partial)
-        return network
+        return network if self.checkable else None
 
     def _input_shape(self) -> tuple[int, ...]:
         shape, span = self.spec.input_shape, self.spec.input_span
         if shape is None:
-            self.error("the spec has no `input` line", None, "add e.g. `input 3x32x32` (channels x height x width) before the layers")
+            self.diagnostics.error(
+                "the spec has no `input` line", None, "add e.g. `input 3x32x32` (channels x height x width) before the layers"
+            )
             self.checkable = False
             return (1, 1, 1)
         if len(shape) > 4 or 0 in shape or max(shape) > MAX_INT:
             self.checkable = False
-            self.error(
+            self.diagnostics.error(
                 f"input {'x'.join(map(str, shape))} is not a shape specc can take",
                 span,
                 "write C x L (1-D), C x H x W (2-D) or C x D x H x W (3-D), every size at least 1",
@@ -175,14 +164,14 @@ class Expander(Arguments):
         """The `train { }` settings, each checked against its declaration in train_settings.py."""
         values, problems = read_section([(setting, self.evaluate(setting.value, {})) for setting in self.spec.train])
         for message, span, hint in problems:
-            self.error(message, span, hint)
+            self.diagnostics.error(message, span, hint)
         return values
 
     def _init(self) -> str:
         if self.spec.init is None:
             return "default"
         if self.spec.init.text not in INITS:
-            self.error(
+            self.diagnostics.error(
                 f"unknown initialisation '{self.spec.init.text}'",
                 self.spec.init.span,
                 did_you_mean(self.spec.init.text, INITS) or f"choose one of {', '.join(INITS)}",
@@ -213,14 +202,14 @@ class Expander(Arguments):
         """Stop expanding after too many errors, or where repeats and blocks multiply without bound."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            self.error(
+            self.diagnostics.error(
                 f"the network grows past {MAX_NODES:,} layers and groups here",
                 st.name.span,
                 "check repeat counts (x N) and blocks that call other blocks",
                 [],
             )
             raise StopExpanding
-        if len(self.diagnostics) >= MAX_ERRORS:
+        if self.too_many_errors():
             raise StopExpanding
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
@@ -229,7 +218,7 @@ class Expander(Arguments):
         items, frozen = self._flags(st.items, ctx)
         ctx = ctx.inside(frozen=ctx.frozen or frozen)
         if st.repeat is None:
-            node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self) if self._known(st) else "")
+            node = self.single(st, items, ctx, ctx.scope.take(st.label, self._base(st), self.diagnostics) if self._known(st) else "")
             return [node] if node is not None else []
         count = self.repeat_count(st.repeat, st.repeat_span, ctx, MAX_NODES)
         if count is None:
@@ -237,11 +226,11 @@ class Expander(Arguments):
         if count == 0:  # `x N-1` with N=1: no copies, and no namespace for them
             return []
         if ctx.scope.numbered and st.label is None:  # continue the enclosing numbering
-            return [self.single(st, items, ctx, ctx.scope.take(None, "", self)) for _ in range(count)]
-        name = ctx.scope.take(st.label, self._base(st), self)
+            return [self.single(st, items, ctx, ctx.scope.take(None, "", self.diagnostics)) for _ in range(count)]
+        name = ctx.scope.take(st.label, self._base(st), self.diagnostics)
         scope = Scope(ctx.scope.path + (name,), numbered=True)
         inner = ctx.inside(scope)
-        children = [self.single(st, items, inner, scope.take(None, "", self)) for _ in range(count)]
+        children = [self.single(st, items, inner, scope.take(None, "", self.diagnostics)) for _ in range(count)]
         return [Group("repeat", f"x{count}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
 
     def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
@@ -250,7 +239,7 @@ class Expander(Arguments):
         if glued is None:
             return False
         before = self.source.line_text(glued.span.line)[: glued.span.column - 1].rstrip()
-        self.error("a repeat count needs a space before it", glued.span, f"write `{before} {glued.value.name}`", ctx.calls)
+        self.diagnostics.error("a repeat count needs a space before it", glued.span, f"write `{before} {glued.value.name}`", ctx.calls)
         return True
 
     def _flags(self, items: list[ast.Arg], ctx: Context) -> tuple[list[ast.Arg], bool]:
@@ -292,7 +281,7 @@ class Expander(Arguments):
         if word in GROUP_FIELDS:
             head = self.source.line_text(st.span.line).split("#", 1)[0].strip()
             hint = f"end the line with '{{' (`{head} {{`), put the layers on the lines after it, then '}}'"
-            self.error(f"'{word}' needs a body in braces", st.name.span, hint, ctx.calls)
+            self.diagnostics.error(f"'{word}' needs a body in braces", st.name.span, hint, ctx.calls)
             return None
         self._unknown_word(st, ctx)
         return None
@@ -307,14 +296,14 @@ class Expander(Arguments):
             line = self.source.line_text(st.span.line).split("#", 1)[0].strip()
             message = f"'{word}' belongs at the top of the file, not inside braces"
             hint = f"move `{line}` above the layers, outside every group and block"
-        self.error(message, st.name.span, hint, ctx.calls)
+        self.diagnostics.error(message, st.name.span, hint, ctx.calls)
 
     def _unknown_block(self, st: ast.Statement, ctx: Context) -> None:
         word = st.name.text
         if word in self.shadowing:
             return
         if word in KINDS or word in GROUP_FIELDS:
-            self.error(
+            self.diagnostics.error(
                 f"'{word}' is a layer, not a block: its arguments are not written in parentheses",
                 st.name.span,
                 f"write e.g. `{kind_example(word)}`",
@@ -324,7 +313,7 @@ class Expander(Arguments):
         if word in self.misspelt:
             return
         hint = did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`"
-        self.error(f"unknown block '{word}'", st.name.span, hint, ctx.calls)
+        self.diagnostics.error(f"unknown block '{word}'", st.name.span, hint, ctx.calls)
 
     def _unknown_word(self, st: ast.Statement, ctx: Context) -> None:
         """A line that starts with a word specc does not know: a misspelt layer, block or keyword."""
@@ -332,7 +321,7 @@ class Expander(Arguments):
         suggestion = did_you_mean(word, [*KINDS, *self.blocks, *GROUP_FIELDS, *KEYWORDS])
         what = "keyword" if suggestion and suggestion.split("'")[1] in KEYWORDS else "layer"
         hint = suggestion or f"the layers are {', '.join(KINDS)}; a block must be defined before it is called"
-        self.error(f"unknown {what} '{word}'", st.name.span, hint, ctx.calls)
+        self.diagnostics.error(f"unknown {what} '{word}'", st.name.span, hint, ctx.calls)
 
     def layer(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Layer | None:
         kind = KINDS[st.name.text]
@@ -345,10 +334,10 @@ class Expander(Arguments):
     def group(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         word = st.name.text
         if _misspelt_block(st):
-            self.error(f"unknown keyword '{word}'", st.name.span, "did you mean 'block'?", ctx.calls)
+            self.diagnostics.error(f"unknown keyword '{word}'", st.name.span, "did you mean 'block'?", ctx.calls)
             return None
         if word not in GROUP_FIELDS:
-            self.error(
+            self.diagnostics.error(
                 f"'{word}' cannot have a body",
                 st.name.span,
                 did_you_mean(word, GROUP_FIELDS) or "groups are seq, residual, concat and gate",
@@ -361,7 +350,7 @@ class Expander(Arguments):
         inner = ctx.inside(scope)
         children = self.statements(st.body, inner)
         if not st.body:
-            self.error(f"'{word}' has an empty body", st.name.span, _empty_body_hint(word), ctx.calls)
+            self.diagnostics.error(f"'{word}' has an empty body", st.name.span, _empty_body_hint(word), ctx.calls)
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
         group.failed = resolved is None or not st.body  # `residual shortcut=projct`: how the body joins is unknown
         if resolved is not None and word == "residual":
@@ -376,16 +365,16 @@ class Expander(Arguments):
         group.shortcut, group.shortcut_first = args["shortcut"], args["shortcut_first"]
         if args["drop"]:
             kind = GROUP_KINDS["stochastic_depth"]
-            path = scope.path + (scope.take(None, kind.short, self),)
+            path = scope.path + (scope.take(None, kind.short, self.diagnostics),)
             depth = Layer(path, kind, {"p": args["drop"]}, st.name.span, st.span.line, ctx.frozen, {"p": spans["drop"]}, list(ctx.calls))
             group.children.append(depth)
         if group.shortcut != "identity":
-            group.shortcut_name = scope.take(None, "shortcut", self)
+            group.shortcut_name = scope.take(None, "shortcut", self.diagnostics)
 
     def call(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         block = self.blocks[st.name.text]
         if block.name.text in ctx.blocks or len(ctx.blocks) >= MAX_CALL_DEPTH:
-            self.error(
+            self.diagnostics.error(
                 f"block '{block.name.text}' calls itself, so it would never end",
                 st.name.span,
                 "a block may call other blocks, but not itself, directly or through another block",
@@ -412,9 +401,9 @@ class Expander(Arguments):
         first = items[0]
         word = _bare_word(first)
         if word is not None and did_you_mean(word, ["freeze"]):
-            self.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)
+            self.diagnostics.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)
             return
-        self.error(
+        self.diagnostics.error(
             "a block call takes its arguments inside the parentheses",
             first.span,
             "write e.g. basic(64, S=2), then x2 to repeat it",
@@ -426,11 +415,6 @@ def _empty_body_hint(word: str) -> str:
     if word == "concat":
         return "put the branches inside, one a line: a layer, a block call, or a seq { } of several layers"
     return f"put at least one layer inside, or remove the `{word}`"
-
-
-def _position(d: Diagnostic) -> tuple[int, int]:
-    """File order; errors about the whole file first."""
-    return (d.span.line, d.span.column) if d.span else (0, 0)
 
 
 def _misspelt_block(st: ast.Statement) -> bool:

@@ -17,7 +17,7 @@ import math
 from typing import NamedTuple
 
 from . import ast, parser_tables
-from .errors import Diagnostic, Source, Span, SpeccError
+from .errors import Diagnostic, Diagnostics, Source, Span, SpeccError
 from .lark_parser import Lark, Token, Transformer, UnexpectedEOF, UnexpectedInput
 from .syntax_errors import diagnose, token_type
 
@@ -28,14 +28,13 @@ MAX_DIGITS = 100
 MAX_LINE = 4096  # characters; longer lines are refused before parsing
 
 
-class ParseError(SpeccError):
-    """Syntax errors, with the spec as read once the failing lines were blanked (`recovered`; None
-    where no blanking made it parse). Its statements that start before line `intact_before` are
-    where the user put them, inside the same groups and blocks."""
+class Parsed(NamedTuple):
+    """What parsing gives: the spec as read once failing lines were blanked (None where no blanking
+    made it parse), and the line before which every statement sits where the user put it, inside
+    the same groups and blocks (infinity where no line was blanked, or none that moved others)."""
 
-    def __init__(self, diagnostics: list[Diagnostic], source: Source, recovered: ast.Spec | None, intact_before: float):
-        super().__init__(diagnostics=diagnostics, source=source)
-        self.recovered, self.intact_before = recovered, intact_before
+    spec: ast.Spec | None
+    intact_before: float
 
 
 @functools.cache
@@ -46,18 +45,27 @@ def _parser() -> Lark:
 
 def parse(text: str, path: str = "<string>") -> ast.Spec:
     """Parse a whole file; raise SpeccError with every syntax error found."""
-    source = Source(text, path)
-    diagnostics: list[Diagnostic] = []
+    source, diagnostics = Source(text, path), Diagnostics()
+    parsed = parse_spec(source, diagnostics)
+    if diagnostics.has_errors:
+        raise SpeccError(diagnostics=diagnostics.errors, source=source)
+    return parsed.spec
+
+
+def parse_spec(source: Source, diagnostics: Diagnostics) -> Parsed:
+    """The parse stage: every syntax error into `diagnostics`, and the spec as far as it could be read."""
+    text = source.text
     work: str | None = text if text.endswith("\n") else text + "\n"
     if work.startswith("\ufeff"):  # a byte-order mark from a Windows editor: a blank, so columns stay put
         work = " " + work[1:]
     long_lines = _long_lines(text)
     if long_lines:  # refused unread: lark takes a minute over a megabyte of arguments on one line
-        raise ParseError(long_lines, source, None, 0)
-    blanked: set[int] = set()
+        diagnostics.extend(long_lines)
+        return Parsed(None, 0)
+    start, blanked = len(diagnostics), set()
     spec = None
     intact_before = math.inf
-    while work is not None and len(diagnostics) < MAX_SYNTAX_ERRORS:
+    while work is not None and len(diagnostics) - start < MAX_SYNTAX_ERRORS:
         try:
             spec = _parser().parse(work)
             break
@@ -65,7 +73,7 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
             diagnostic = _on_original(diagnose(err, work), text, blanked)
             if diagnostic is None:
                 break
-            diagnostics.append(diagnostic)
+            diagnostics.extend([diagnostic])
             line = _blankable_line(err, work)
             if line is None or line in blanked:
                 break
@@ -76,11 +84,9 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
             diagnostics.extend(err.diagnostics)
             break
         except RecursionError:
-            diagnostics.append(Diagnostic("the spec nests too deeply to read", Span(1, 1, 1, 2), "use blocks instead of deep nesting"))
+            diagnostics.error("the spec nests too deeply to read", Span(1, 1, 1, 2), "use blocks instead of deep nesting")
             break
-    if diagnostics:
-        raise ParseError(diagnostics, source, spec, intact_before)
-    return spec
+    return Parsed(spec, intact_before)
 
 
 def _on_original(diagnostic: Diagnostic, text: str, blanked: set[int]) -> Diagnostic | None:

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import ast
-from .errors import Span
+from .errors import Diagnostics, Span
 from .ir import module_name_problem
 
 if TYPE_CHECKING:
     from .arguments import Value
-    from .expand import Expander
 
 
 class Scope:
@@ -27,21 +26,21 @@ class Scope:
         self.counts: Counter[str] = Counter()
         self.index = 0
 
-    def take(self, label: ast.Name | None, base: str, expander: Expander) -> str:
+    def take(self, label: ast.Name | None, base: str, diagnostics: Diagnostics) -> str:
         if label is not None:
             problem = module_name_problem(label.text, top_level=not self.path)
             if problem:
                 message, hint = problem
-                expander.error(message, label.span, hint)
+                diagnostics.error(message, label.span, hint)
             elif label.text in self.taken:
                 first = self.taken[label.text]
                 if first is None:
                     hint = f"an unnamed layer before it is called '{label.text}' automatically; choose another name"
-                    expander.error(f"the name '{label.text}' is already taken", label.span, hint)
+                    diagnostics.error(f"the name '{label.text}' is already taken", label.span, hint)
                 else:
                     note = [(f"'{label.text}' is first used here", first)]
                     hint = "each layer or block in one place needs its own name"
-                    expander.error(f"the name '{label.text}' is used twice here", label.span, hint, first_notes=note)
+                    diagnostics.error(f"the name '{label.text}' is used twice here", label.span, hint, notes=note)
             self.taken[label.text] = label.span
             return label.text
         while True:

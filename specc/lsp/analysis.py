@@ -14,8 +14,8 @@ from lsprotocol import types
 from .. import ast
 from ..api import loads
 from ..check import Report, Row
-from ..errors import Diagnostic, Span, SpeccError
-from ..parse import ParseError, parse
+from ..errors import Diagnostic, Diagnostics, Source, Span, SpeccError
+from ..parse import parse_spec
 
 SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
 
@@ -81,12 +81,7 @@ class Analysis:
     @functools.cached_property
     def spec(self) -> ast.Spec | None:
         """The syntax tree, or as much as the parser recovered around syntax errors; parsed on first use."""
-        try:
-            return parse(self.text, self.uri)
-        except ParseError as err:
-            return err.recovered
-        except SpeccError:
-            return None
+        return parse_spec(Source(self.text, self.uri), Diagnostics()).spec  # its errors are in self.diagnostics already
 
     def lsp_diagnostics(self) -> list[types.Diagnostic]:
         return [self._lsp(d) for d in self.diagnostics]
