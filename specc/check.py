@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from . import shapes
 from .errors import Diagnostic, Diagnostics
 from .ir import Group, Layer, Network, Node, Shape
-from .layers import KINDS, ShapeError
+from .layers import ShapeError
 
 BYTES_PER_VALUE = 4  # float32
 TILE_HINT = "pad, or pick F and S so that (W − F + 2P) is a multiple of S; --strict makes this an error"
@@ -119,7 +119,7 @@ class _Checker:
             return Flow(err.recover, flow.rf, flow.jump)
         if out.warning:
             self.diagnostics.warning(out.warning, layer.span, TILE_HINT, layer.calls)
-        layer.out_shape, layer.params, layer.macs, layer.formula = out.shape, out.params, out.macs, out.formula
+        layer.out_shape, layer.params, layer.macs, layer.formula, layer.pads = out.shape, out.params, out.macs, out.formula, out.pads
         rf, jump = flow.rf, flow.jump
         if out.window:
             rf, jump = shapes.receptive_field(rf, jump, *out.window)
@@ -152,6 +152,7 @@ class _Checker:
         return Flow(None)
 
     def residual(self, group: Group, flow: Flow) -> Flow:
+        group.projects = False
         body = self.sequence(group.children, flow)
         if flow.shape is None or body.shape is None:
             return Flow(None)
@@ -172,13 +173,9 @@ class _Checker:
     def projection(self, group: Group, flow: Flow, body: Flow) -> Flow:
         """The torchvision shortcut: 1×1 conv with the body's stride, then batchnorm."""
         stride = max(body.jump // flow.jump, 1)
-        conv_args = {"K": body.shape[0], "F": 1, "S": stride, "P": 0, "dilation": 1, "groups": 1, "bias": False}
-        bn_args = {"eps": 1e-5, "momentum": 0.1}
-        base = group.path + (group.shortcut_name,)
-        group.shortcut_layers = [
-            Layer(base + ("0",), KINDS["conv"], conv_args, group.span, group.line, group.frozen, calls=group.calls),
-            Layer(base + ("1",), KINDS["batchnorm"], bn_args, group.span, group.line, group.frozen, calls=group.calls),
-        ]
+        conv = group.projection[0]
+        conv.args["K"], conv.args["S"] = body.shape[0], stride
+        group.projects = True
         out = self.sequence(group.shortcut_layers, flow)
         if out.shape != body.shape:
             self.diagnostics.error(

@@ -7,34 +7,39 @@ Naming (the names become module names, so a state dict reads like the spec):
 - `x N` opens a namespace whose members are numbered 0..N-1, like nn.Sequential; so does a
   named `seq`, and a repeat inside a named `seq` continues its numbering.
 - Unnamed `residual`, `concat`, `gate` and `seq` open none: their layers live beside their neighbours.
+
+This module walks statements, groups and block calls. Values, arithmetic and binding a call's
+arguments are in values.py; each layer's and group's arguments are checked in arguments.py; names
+are handed out by scopes.py; what a statement that cannot be expanded is reported as is in
+statement_errors.py, with suggestions from suggest.py.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from . import ast
-from .arguments import MAX_ERRORS, MAX_INT, Arguments, StopExpanding, Value, kind_example, value_text
+from .arguments import GROUP_FIELDS, KEYWORDS, Arguments
 from .errors import Diagnostics, Source, Span
 from .ir import Group, Layer, Network, Node
-from .layers import GROUP_KINDS, KINDS, REQUIRED, Field
+from .layers import GROUP_KINDS, KINDS, REQUIRED
 from .scopes import Context, Scope
+from .statement_errors import (
+    bare_word,
+    empty_body_hint,
+    glued_repeat,
+    misplaced_header,
+    misspelt_block,
+    needs_body,
+    stray_items,
+    unknown_block,
+    unknown_word,
+)
 from .suggest import did_you_mean
 from .train_settings import read_section
+from .values import MAX_ERRORS, MAX_INT, StopExpanding, argument_text, value_text
 
-KEYWORDS = ("network", "input", "init", "train", "block")
 INITS = ("default", "kaiming", "xavier")
-GROUP_FIELDS = {
-    "seq": (),
-    "concat": (Field("split", "bool", False, "branch i takes the i-th equal slice of the channels", positional=True),),
-    "residual": (
-        Field("shortcut", "word", "identity", "identity, project or auto", ("identity", "project", "auto"), positional=True),
-        Field("drop", "number", 0.0, "the chance that training skips the body, per sample (stochastic depth)", minimum=0, below=1),
-        Field("shortcut_first", "bool", False, "the projection's layers and tensors come before the body's, as in torchvision's RegNet"),
-    ),
-    "gate": (),  # x times its body's output: squeeze-and-excitation
-}
 MAX_CALL_DEPTH = 32
 # Limits that keep a runaway spec (`x1000000`, a block that calls itself twice) from hanging the
 # checker: no real network comes near them.
@@ -78,7 +83,7 @@ class Expander(Arguments):
         self.broken: set[str] = set()  # blocks whose definition is in doubt: what their calls give is unknown
         self.checkable = True  # False where an error leaves nothing to shape-check against
         # `blok b(K) {` is reported once, as a misspelt keyword; its calls are not unknown blocks as well
-        self.misspelt = {st.items[0].value.name for st in spec.body if _misspelt_block(st)}
+        self.misspelt = {st.items[0].value.name for st in spec.body if misspelt_block(st)}
 
     def define_blocks(self) -> None:
         """Each block definition by name, its mistakes reported once here rather than at every call."""
@@ -154,7 +159,7 @@ class Expander(Arguments):
         if len(shape) > 4 or 0 in shape or max(shape) > MAX_INT:
             self.checkable = False
             self.diagnostics.error(
-                f"input {'x'.join(map(str, shape))} is not a shape specc can take",
+                f"input {value_text(shape)} is not a shape specc can take",
                 span,
                 "write C x L (1-D), C x H x W (2-D) or C x D x H x W (3-D), every size at least 1",
             )
@@ -189,7 +194,7 @@ class Expander(Arguments):
     def argument_errors(self, statements: list[ast.Statement], ctx: Context, before: float) -> None:
         """Check the arguments of these layers and groups, and of those inside them, on lines before `before`."""
         for st in statements:
-            if st.span.line >= before or self._glued_repeat(st, ctx):
+            if st.span.line >= before or glued_repeat(st, ctx, self.source, self.diagnostics):
                 continue
             word, items = st.name.text, self._flags(st.items, ctx)[0]
             if word in KINDS and st.body is None and st.call_args is None:
@@ -213,7 +218,7 @@ class Expander(Arguments):
             raise StopExpanding
 
     def statement(self, st: ast.Statement, ctx: Context) -> list[Node]:
-        if self._glued_repeat(st, ctx):
+        if glued_repeat(st, ctx, self.source, self.diagnostics):
             return [self.unknown(st, ctx)]
         items, frozen = self._flags(st.items, ctx)
         ctx = ctx.inside(frozen=ctx.frozen or frozen)
@@ -232,15 +237,6 @@ class Expander(Arguments):
         inner = ctx.inside(scope)
         children = [self.single(st, items, inner, scope.take(None, "", self.diagnostics)) for _ in range(count)]
         return [Group("repeat", f"x{count}", scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))]
-
-    def _glued_repeat(self, st: ast.Statement, ctx: Context) -> bool:
-        """`b(4)x2`: the lexer reads a repeat only after a space, so that `F=3x3` is never one."""
-        glued = next((a for a in st.items if re.fullmatch(r"x\d+", _bare_word(a) or "")), None)
-        if glued is None:
-            return False
-        before = self.source.line_text(glued.span.line)[: glued.span.column - 1].rstrip()
-        self.diagnostics.error("a repeat count needs a space before it", glued.span, f"write `{before} {glued.value.name}`", ctx.calls)
-        return True
 
     def _flags(self, items: list[ast.Arg], ctx: Context) -> tuple[list[ast.Arg], bool]:
         """Split off the `freeze` flag, which any statement takes."""
@@ -267,61 +263,22 @@ class Expander(Arguments):
         self._budget(st)
         word = st.name.text
         if word in KEYWORDS and word not in self.blocks:
-            self._misplaced_header(st, ctx)
+            misplaced_header(st, ctx, self.source, self.diagnostics)
             return None
         if st.body is not None:
             return self.group(st, items, ctx, name)
         if word in self.blocks:
             return self.call(st, items, ctx, name)
         if st.call_args is not None:
-            self._unknown_block(st, ctx)
+            unknown_block(st, ctx, self.diagnostics, self.blocks, self.shadowing, self.misspelt)
             return None
         if word in KINDS:
             return self.layer(st, items, ctx, name)
         if word in GROUP_FIELDS:
-            head = self.source.line_text(st.span.line).split("#", 1)[0].strip()
-            hint = f"end the line with '{{' (`{head} {{`), put the layers on the lines after it, then '}}'"
-            self.diagnostics.error(f"'{word}' needs a body in braces", st.name.span, hint, ctx.calls)
+            needs_body(st, ctx, self.source, self.diagnostics)
             return None
-        self._unknown_word(st, ctx)
+        unknown_word(st, ctx, self.diagnostics, self.blocks)
         return None
-
-    def _misplaced_header(self, st: ast.Statement, ctx: Context) -> None:
-        """`input`, `network`, `init`, `train` or `block` inside braces: the grammar reads them only at the top."""
-        word = st.name.text
-        if word == "block":
-            message = "a block is defined at the top level of the file, not inside braces"
-            hint = "move the definition out of the group, and call the block here by name, e.g. basic(64)"
-        else:
-            line = self.source.line_text(st.span.line).split("#", 1)[0].strip()
-            message = f"'{word}' belongs at the top of the file, not inside braces"
-            hint = f"move `{line}` above the layers, outside every group and block"
-        self.diagnostics.error(message, st.name.span, hint, ctx.calls)
-
-    def _unknown_block(self, st: ast.Statement, ctx: Context) -> None:
-        word = st.name.text
-        if word in self.shadowing:
-            return
-        if word in KINDS or word in GROUP_FIELDS:
-            self.diagnostics.error(
-                f"'{word}' is a layer, not a block: its arguments are not written in parentheses",
-                st.name.span,
-                f"write e.g. `{kind_example(word)}`",
-                ctx.calls,
-            )
-            return
-        if word in self.misspelt:
-            return
-        hint = did_you_mean(word, self.blocks) or "define it first with `block NAME(ARGS) { ... }`"
-        self.diagnostics.error(f"unknown block '{word}'", st.name.span, hint, ctx.calls)
-
-    def _unknown_word(self, st: ast.Statement, ctx: Context) -> None:
-        """A line that starts with a word specc does not know: a misspelt layer, block or keyword."""
-        word = st.name.text
-        suggestion = did_you_mean(word, [*KINDS, *self.blocks, *GROUP_FIELDS, *KEYWORDS])
-        what = "keyword" if suggestion and suggestion.split("'")[1] in KEYWORDS else "layer"
-        hint = suggestion or f"the layers are {', '.join(KINDS)}; a block must be defined before it is called"
-        self.diagnostics.error(f"unknown {what} '{word}'", st.name.span, hint, ctx.calls)
 
     def layer(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Layer | None:
         kind = KINDS[st.name.text]
@@ -333,7 +290,7 @@ class Expander(Arguments):
 
     def group(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         word = st.name.text
-        if _misspelt_block(st):
+        if misspelt_block(st):
             self.diagnostics.error(f"unknown keyword '{word}'", st.name.span, "did you mean 'block'?", ctx.calls)
             return None
         if word not in GROUP_FIELDS:
@@ -350,7 +307,7 @@ class Expander(Arguments):
         inner = ctx.inside(scope)
         children = self.statements(st.body, inner)
         if not st.body:
-            self.diagnostics.error(f"'{word}' has an empty body", st.name.span, _empty_body_hint(word), ctx.calls)
+            self.diagnostics.error(f"'{word}' has an empty body", st.name.span, empty_body_hint(word), ctx.calls)
         group = Group(word, word, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls), named)
         group.failed = resolved is None or not st.body  # `residual shortcut=projct`: how the body joins is unknown
         if resolved is not None and word == "residual":
@@ -370,6 +327,7 @@ class Expander(Arguments):
             group.children.append(depth)
         if group.shortcut != "identity":
             group.shortcut_name = scope.take(None, "shortcut", self.diagnostics)
+            group.projection = _projection(group)
 
     def call(self, st: ast.Statement, items: list[ast.Arg], ctx: Context, name: str) -> Group | None:
         block = self.blocks[st.name.text]
@@ -384,11 +342,11 @@ class Expander(Arguments):
         args = st.call_args if st.call_args is not None else items
         stray = st.call_args is not None and bool(items)
         if stray:
-            self._stray_items(items, ctx)
+            stray_items(items, ctx, self.diagnostics)
         env = self.bind(block, args, ctx, st.name.span)
         if env is None:
             return None
-        title = f"{block.name.text}({', '.join(_show(a, ctx.env) for a in args)})"
+        title = f"{block.name.text}({', '.join(argument_text(a, ctx.env) for a in args)})"
         scope = Scope(ctx.scope.path + (name,))
         calls = ctx.calls + [(f"in block '{block.name.text}', called here", st.name.span)]
         inner = ctx.inside(scope, env=env, calls=calls, blocks=ctx.blocks + (block.name.text,))
@@ -397,32 +355,19 @@ class Expander(Arguments):
             return None  # expanded for the errors inside; the arguments meant, or the definition, are in doubt
         return Group("block", title, scope.path, children, st.name.span, st.span.line, ctx.frozen, list(ctx.calls))
 
-    def _stray_items(self, items: list[ast.Arg], ctx: Context) -> None:
-        first = items[0]
-        word = _bare_word(first)
-        if word is not None and did_you_mean(word, ["freeze"]):
-            self.diagnostics.error(f"a block call does not take '{word}' here", first.span, "did you mean 'freeze'?", ctx.calls)
-            return
-        self.diagnostics.error(
-            "a block call takes its arguments inside the parentheses",
-            first.span,
-            "write e.g. basic(64, S=2), then x2 to repeat it",
-            ctx.calls,
-        )
 
+def _projection(group: Group) -> list[Layer]:
+    """The torchvision shortcut: a 1×1 conv without bias, then batchnorm, each with its kind's defaults.
 
-def _empty_body_hint(word: str) -> str:
-    if word == "concat":
-        return "put the branches inside, one a line: a layer, a block call, or a seq { } of several layers"
-    return f"put at least one layer inside, or remove the `{word}`"
-
-
-def _misspelt_block(st: ast.Statement) -> bool:
-    """`blok b(K) {`: a word like `block`, then a name, then a body."""
-    word = st.name.text
-    if st.body is None or word in GROUP_FIELDS or word == "block" or not st.items:
-        return False
-    return _bare_word(st.items[0]) is not None and did_you_mean(word, ["block"]) is not None
+    K and S follow the body's output channels and stride, so they are the checker's to fill in.
+    """
+    conv, bn = KINDS["conv"], KINDS["batchnorm"]
+    base = group.path + (group.shortcut_name,)
+    conv_args = {**conv.defaults(), "K": None, "F": 1, "S": None, "bias": False}
+    return [
+        Layer(base + (str(i),), kind, args, group.span, group.line, group.frozen, calls=group.calls)
+        for i, (kind, args) in enumerate(((conv, conv_args), (bn, bn.defaults())))
+    ]
 
 
 def _refs(expr: ast.Expr | None):
@@ -436,13 +381,8 @@ def _refs(expr: ast.Expr | None):
         yield from _refs(expr.right)
 
 
-def _bare_word(arg: ast.Arg) -> str | None:
-    """The word of a positional bare-word argument (`freeze`, `x2`), else None."""
-    return arg.value.name if arg.key is None and isinstance(arg.value, ast.Ref) else None
-
-
 def _is_word(arg: ast.Arg, word: str) -> bool:
-    return _bare_word(arg) == word
+    return bare_word(arg) == word
 
 
 def _stem(path: str) -> str:
@@ -450,21 +390,4 @@ def _stem(path: str) -> str:
     return name if name.isidentifier() else "network"
 
 
-def _show(arg: ast.Arg, env: dict[str, Value]) -> str:
-    def text(expr) -> str:
-        if isinstance(expr, ast.Ref) and expr.name in env:
-            return str(env[expr.name].value)
-        if isinstance(expr, ast.Ref):
-            return expr.name
-        if isinstance(expr, ast.Num | ast.Str):
-            return str(expr.value)
-        if isinstance(expr, ast.Sizes):
-            return value_text(expr.values)
-        if isinstance(expr, ast.Neg):
-            return f"-{text(expr.operand)}"
-        return f"{text(expr.left)}{expr.op}{text(expr.right)}"
-
-    return text(arg.value) if arg.key is None else f"{arg.key.text}={text(arg.value)}"
-
-
-__all__ = ["expand", "did_you_mean", "KEYWORDS", "INITS", "REQUIRED"]
+__all__ = ["expand", "argument_errors", "KEYWORDS", "INITS", "REQUIRED"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Span
+from .kind import Pads
 from .layers import LayerKind
 
 Shape = tuple[int, ...]
@@ -78,6 +79,7 @@ class Layer:
     macs: int = 0
     receptive_field: int = 0
     formula: str | None = None
+    pads: Pads = ()  # resolved padding, (before, after) per spatial axis, where the kind pads
 
     @property
     def name(self) -> str:
@@ -102,8 +104,11 @@ class Group:
     # The expander reported an error here, so what comes out is unknown: the checker checks the
     # layers inside (their input is known) but nothing after, so no error follows from the first.
     failed: bool = False
+    # residual only, where the shortcut is not identity: the 1×1 conv and batchnorm that project x;
+    # their K and S follow the body's shape, so the checker fills them in
+    projection: list[Layer] = field(default_factory=list)
     # filled in by the checker
-    shortcut_layers: list[Layer] = field(default_factory=list)
+    projects: bool = False  # the projection is used: `project`, or `auto` where the shapes differ
     in_shape: Shape | None = None
     out_shape: Shape | None = None
     receptive_field: int = 0
@@ -111,6 +116,10 @@ class Group:
     @property
     def name(self) -> str:
         return ".".join(self.path)
+
+    @property
+    def shortcut_layers(self) -> list[Layer]:
+        return self.projection if self.projects else []
 
     def layers(self) -> Iterator[Layer]:
         if self.shortcut_first:

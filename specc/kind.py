@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 Shape = tuple[int, ...]
+Pads = tuple[tuple[int, int], ...]
 REQUIRED = object()
 
 
@@ -51,6 +52,9 @@ class Inferred:
     sees_whole_map: bool = False
     formula: str | None = None
     warning: str | None = None
+    # (before, after) per spatial axis, where the kind pads: resolved here once (`P=same` depends on
+    # the input), kept in the IR and read by the code generator
+    pads: Pads = ()
 
 
 class LayerKind:
@@ -77,12 +81,17 @@ class LayerKind:
     def hint_example(self) -> str:
         return self.example or self.name
 
-    def torch(self, a: dict[str, Any], x: Shape) -> str:
+    def torch(self, a: dict[str, Any], x: Shape, pads: Pads) -> str:
+        """The PyTorch constructor, as source text; `pads` as `infer` resolved them for input `x`."""
         raise NotImplementedError
 
-    def explicit_pad(self, a: dict[str, Any], x: Shape) -> tuple[int, ...] | None:
+    def explicit_pad(self, pads: Pads) -> tuple[int, ...] | None:
         """F.pad amounts the forward applies before the module, where the module cannot pad itself."""
         return None
+
+    def defaults(self) -> dict[str, Any]:
+        """The value of every field that has a default: what a layer written without it gets."""
+        return {f.name: f.default for f in self.fields if not f.required}
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

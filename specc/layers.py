@@ -41,7 +41,7 @@ class BatchNorm(LayerKind):
             raise ShapeError(f"batchnorm takes at most 3 spatial axes, got {shapes.shape_text(x)}", "check the `input` line's shape")
         return Inferred(x, 2 * x[0], 2 * x[0])
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         extra = _kwargs(eps=a["eps"] if a["eps"] != 1e-5 else None, momentum=a["momentum"] if a["momentum"] != 0.1 else None)
         return f"nn.BatchNorm{max(_dims(x), 1)}d({x[0]}{extra})"
 
@@ -59,7 +59,7 @@ class LayerNorm(LayerKind):
     def infer(self, a, x):
         return Inferred(x, 2 * x[0], 2 * x[0])
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         module = "nn.LayerNorm" if len(x) == 1 else "ChannelLayerNorm"
         return f"{module}({x[0]}" + _kwargs(eps=a["eps"] if a["eps"] != 1e-5 else None) + ")"
 
@@ -78,7 +78,7 @@ class LayerScale(LayerKind):
     def infer(self, a, x):
         return Inferred(x, x[0])
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"LayerScale({x[0]}, {a['init']!r}, {len(x) - 1})"
 
 
@@ -88,7 +88,7 @@ class Dropout(LayerKind):
     example = "dropout 0.5"
     fields = (Field("p", "number", 0.5, "drop probability", minimum=0, below=1, positional=True),)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"nn.Dropout({a['p']!r})"
 
 
@@ -97,7 +97,7 @@ class Identity(LayerKind):
     aliases = dict.fromkeys(("noop", "passthrough"), "identity")
     help = "the input unchanged: an empty branch of a concat, or a placeholder"
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return "nn.Identity()"
 
 
@@ -108,7 +108,7 @@ class Flatten(LayerKind):
     def infer(self, a, x):
         return Inferred((shapes.prod(x),), sees_whole_map=len(x) > 1)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return "nn.Flatten()"
 
 
@@ -137,7 +137,7 @@ class Fc(LayerKind):
         params = x[0] * a["K"] + (a["K"] if a["bias"] else 0)
         return Inferred((a["K"],), params, params)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"nn.Linear({x[0]}, {a['K']}" + _kwargs(bias=False if not a["bias"] else None) + ")"
 
 
@@ -154,7 +154,7 @@ class Maxout(LayerKind):
             )
         return Inferred((x[0] // a["K"], *x[1:]))
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"Maxout({a['K']})"
 
 
@@ -179,7 +179,7 @@ class Shuffle(LayerKind):
             )
         return Inferred(x)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"ChannelShuffle({a['groups']})"
 
 
@@ -193,7 +193,7 @@ class Activation(LayerKind):
 
     module: ClassVar[str]
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         args = ", ".join(repr(a[f.name]) for f in self.fields if a[f.name] != f.default)
         return f"nn.{self.module}({args})"
 
@@ -208,7 +208,7 @@ class Softmax(LayerKind):
     name, short = "softmax", "softmax"
     help = "probabilities over channels or classes"
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return "nn.Softmax(dim=1)"
 
 
@@ -301,7 +301,7 @@ class StochasticDepth(LayerKind):
     help = "skip the residual body of a random p of the samples while training"
     fields = (Field("p", "number", help="drop probability", minimum=0, below=1),)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return f"StochasticDepth({a['p']!r})"
 
 

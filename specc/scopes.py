@@ -14,7 +14,7 @@ from .errors import Diagnostics, Span
 from .ir import module_name_problem
 
 if TYPE_CHECKING:
-    from .arguments import Value
+    from .values import Value
 
 
 class Scope:

@@ -84,7 +84,7 @@ class Conv(LayerKind):
     def infer(self, a, x):
         spatial = _spatial("conv", x)
         c, k = x[0], a["K"]
-        out, _, text, warning = _slide("conv", x, a["F"], a["S"], a["P"], a["dilation"])
+        out, pads, text, warning = _slide("conv", x, a["F"], a["S"], a["P"], a["dilation"])
         _check_groups("conv", c, k, a["groups"], (k, *out))
         params = k * (c // a["groups"]) * a["F"] ** len(spatial) + (k if a["bias"] else 0)
         return Inferred(
@@ -94,14 +94,15 @@ class Conv(LayerKind):
             (shapes.effective_filter(a["F"], a["dilation"]), a["S"]),
             formula=text,
             warning=warning,
+            pads=tuple(pads),
         )
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return (
             f"nn.Conv{_dims(x)}d({x[0]}, {a['K']}, {a['F']}"
             + _kwargs(
                 stride=a["S"] if a["S"] != 1 else None,
-                padding=self.padding(a, x),
+                padding=self.padding(pads),
                 dilation=a["dilation"] if a["dilation"] != 1 else None,
                 groups=a["groups"] if a["groups"] != 1 else None,
                 bias=False if not a["bias"] else None,
@@ -109,9 +110,8 @@ class Conv(LayerKind):
             + ")"
         )
 
-    def padding(self, a, x) -> int | tuple[int, ...] | None:
+    def padding(self, pads) -> int | tuple[int, ...] | None:
         """What to pass as `padding=`; None where there is none or `explicit_pad` applies it."""
-        pads = self.pads(a, x)
         if any(lo != hi for lo, hi in pads):
             return None
         los = tuple(lo for lo, _ in pads)
@@ -119,15 +119,11 @@ class Conv(LayerKind):
             return None
         return los[0] if len(set(los)) == 1 else los
 
-    def pads(self, a, x) -> list[tuple[int, int]]:
-        return [shapes.resolve_padding(a["P"], w, a["F"], a["S"], a["dilation"]) for w in x[1:]]
-
-    def explicit_pad(self, a, x) -> tuple[int, ...] | None:
+    def explicit_pad(self, pads) -> tuple[int, ...] | None:
         """F.pad amounts (last axis first) where padding is uneven, as `same` makes it for an even filter.
 
         torch's own padding="same" would do the same for stride 1, with a warning on every call.
         """
-        pads = self.pads(a, x)
         if all(lo == hi for lo, hi in pads):
             return None
         return tuple(v for lo, hi in reversed(pads) for v in (lo, hi))
@@ -190,7 +186,7 @@ class Deconv(LayerKind):
         formula = texts[0] if len(set(texts)) == 1 else "; ".join(texts)
         return Inferred((k, *out), params, params * shapes.prod(out), (reach, Fraction(1, s)), formula=formula)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         return (
             f"nn.ConvTranspose{_dims(x)}d({x[0]}, {a['K']}, {a['F']}"
             + _kwargs(
@@ -283,7 +279,7 @@ class Pool(LayerKind):
         text = texts[0] if len(set(texts)) == 1 else "; ".join(texts)
         return Inferred((x[0],) + (out,) * len(spatial), window=window, formula=text)
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         mode = "Max" if a["mode"] == "max" else "Avg"
         if a["global"]:
             return f"nn.Adaptive{mode}Pool{_dims(x)}d(1)"
@@ -330,6 +326,6 @@ class Upsample(LayerKind):
         reach = 1 if mode == "nearest" else 2
         return Inferred((x[0], *(w * s for w in spatial)), window=(reach, Fraction(1, s)), formula=f"×{s} {mode}")
 
-    def torch(self, a, x):
+    def torch(self, a, x, pads):
         mode = "" if a["mode"] == "nearest" else f", mode={a['mode']!r}"
         return f"nn.Upsample(scale_factor={a['S']}{mode})"

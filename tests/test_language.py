@@ -7,8 +7,8 @@ import pytest
 import specc
 from specc import ast
 from specc.errors import SpeccError
-from specc.expand import did_you_mean
 from specc.parse import _parser, parse
+from specc.suggest import did_you_mean
 from specc.syntax_errors import _CATALOGUE, VALUE_MISSING
 
 HEAD = "network t\ninput 3x8x8\n"

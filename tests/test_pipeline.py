@@ -85,3 +85,27 @@ def test_a_clean_spec_builds_and_measures():
     source = Source("input 3x8x8\nconv K=4 F=3 P=same\nflatten\nfc 2\n")
     report = measure(build(source), source)
     assert report.output_shape == (2,) and report.total_params == 4 * 27 + 4 + 256 * 2 + 2
+
+
+def test_the_expander_builds_the_projection_and_the_checker_sizes_it():
+    source = Source("input 8x8x8\nresidual shortcut=project {\n  conv K=16 F=3 S=2 P=1\n}\nresidual auto {\n  relu\n}\n")
+    network = build(source)
+    project, auto = network.body
+    conv, bn = project.projection
+    assert (conv.kind.name, bn.kind.name) == ("conv", "batchnorm") and conv.name == "shortcut1.0"
+    assert conv.args == {"K": None, "F": 1, "S": None, "P": 0, "dilation": 1, "groups": 1, "bias": False}
+    assert bn.args == {"eps": 1e-5, "momentum": 0.1} and project.shortcut_layers == []  # not sized yet
+    measure(network, source)
+    assert project.shortcut_layers == [conv, bn] and (conv.args["K"], conv.args["S"]) == (16, 2)
+    assert conv.out_shape == (16, 4, 4) and conv.params == 8 * 16
+    assert auto.projection and auto.shortcut_layers == []  # equal shapes: auto does not project
+
+
+def test_padding_is_resolved_once_and_the_code_generator_uses_it():
+    net = specc.loads("input 1x6x6\nconv K=2 F=2 P=same\nconv K=2 F=3 P=same\nflatten\n")
+    net.check()
+    uneven, even = net.network.layers()[:2]
+    assert uneven.pads == ((0, 1), (0, 1)) and even.pads == ((1, 1), (1, 1))
+    source = net.to_source()
+    assert "x = self.conv1(F.pad(x, (0, 1, 0, 1)))" in source
+    assert "nn.Conv2d(2, 2, 3, padding=1)" in source and "nn.Conv2d(1, 2, 2)" in source

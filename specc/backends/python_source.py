@@ -158,7 +158,7 @@ class _Writer:
             if prefix not in self.containers:
                 self.containers.add(prefix)
                 self.init_lines.append(f"{self.access(prefix)} = nn.ModuleDict()")
-        expr = layer.kind.torch(layer.args, layer.in_shape)
+        expr = layer.kind.torch(layer.args, layer.in_shape, layer.pads)
         head = expr.split("(", 1)[0]
         if head in HELPERS:
             self.helpers.add(head)
@@ -196,7 +196,7 @@ class _Writer:
     def layer(self, layer: Layer, src: str, dst: str) -> None:
         self.construct(layer)
         call = self.access(layer)
-        pad = layer.kind.explicit_pad(layer.args, layer.in_shape)
+        pad = layer.kind.explicit_pad(layer.pads)
         arg = f"F.pad({src}, {pad})" if pad else src
         self.uses_pad |= bool(pad)
         self.forward_lines.append(f"{dst} = {call}({arg})")
