@@ -156,7 +156,7 @@ def test_missing_label_file_is_named(tmp_path):
 
 
 def test_samples_of_another_shape_than_the_spec_are_rejected(tmp_path):
-    with pytest.raises(InputFileError, match="data has samples of 1x4x4 but the spec's input is 3x32x32"):
+    with pytest.raises(InputFileError, match="data has samples of 1×4×4 but the spec's input is 3×32×32"):
         load_splits(str(make_idx_dir(tmp_path / "digits")), (3, 32, 32))
 
 
@@ -207,7 +207,7 @@ def test_image_of_the_wrong_size_is_named(tmp_path):
     write_image(tmp_path / "a" / "big.png", size=(6, 5))
     with pytest.raises(InputFileError) as e:
         load_splits(str(tmp_path), (1, 4, 4))
-    assert "big.png is 5x6 pixels (height x width) but the spec's input is 4x4" in str(e.value)
+    assert "big.png is 5×6 pixels (height×width) but the spec's input is 4×4" in str(e.value)
 
 
 def test_class_folder_without_images(tmp_path):

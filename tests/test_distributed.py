@@ -76,7 +76,7 @@ def test_a_mistake_every_process_would_meet_is_reported_once_before_torchrun_sta
     data = make_npz(tmp_path / "data", n_train=48, n_test=12)
     spec = write_spec(tmp_path, TINY.replace("1x8x8", "1x28x28"))
     done = run_in(tmp_path, sys.executable, "-m", "specc", "train", str(spec), "--nproc", "2", "--data", str(data), expect=2)
-    assert done.stderr.count("error: data has samples of 1x8x8 but the spec's input is 1x28x28") == 1
+    assert done.stderr.count("error: data has samples of 1×8×8 but the spec's input is 1×28×28") == 1
     assert "Traceback" not in done.stderr and "torch.distributed" not in done.stderr and not (tmp_path / "runs").exists()
 
 

@@ -50,7 +50,7 @@ def test_images_of_the_wrong_size(tmp_path):
         (tmp_path / "images" / name).mkdir(parents=True)
         Image.new("L", (10, 10)).save(tmp_path / "images" / name / "0.png")
     result = invoke("train", str(write_spec(tmp_path)), "--data", str(tmp_path / "images"))
-    assert_clean_failure(result, 2, "is 10x10 pixels (height x width) but the spec's input is 8x8")
+    assert_clean_failure(result, 2, "is 10×10 pixels (height×width) but the spec's input is 8×8")
 
 
 def test_an_unknown_optimizer_in_the_spec_points_at_it(tmp_path):

@@ -27,6 +27,7 @@ from .. import __version__
 from ..api import Net, load
 from ..errors import EXIT_FAILURE, InputFileError, SpeccError, UsageError
 from ..ir import Layer, Node
+from ..shapes import shape_text
 
 # The exporter's own operator implementations are written for opset 18; any
 # other opset goes through ONNX's version converter. onnxruntime runs 18 since 1.14.
@@ -128,7 +129,7 @@ def _load_weights(model, path: Path, net: Net) -> dict[str, str]:
 
 
 def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape) or "a scalar"
+    return shape_text(shape) or "a scalar"
 
 
 def _few(items: list[str], shown: int = 4) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..shapes import shape_text
 from .spec import _console, _load
 
 
@@ -110,7 +111,7 @@ def _lines(predictor, predictions, masks: list[Path]):
         else:
             height, width_px = prediction.mask.shape
             total = height * width_px
-            yield f"  {height}×{width_px} pixels" + (f", mask {masks[n]}" if masks else "")
+            yield f"  {shape_text((height, width_px))} pixels" + (f", mask {masks[n]}" if masks else "")
             yield from (f"  {printable(name):<{width}}  {count:>8}  {count / total:6.1%}" for name, count in prediction.pixels)
 
 

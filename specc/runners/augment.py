@@ -11,10 +11,11 @@ import torch
 from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reader knows)
 
 from ..errors import UsageError
+from ..shapes import shape_text
 
 
 def check_augmentation(kinds: list[str], input_shape: tuple[int, ...]) -> None:
-    shape = "x".join(map(str, input_shape))
+    shape = shape_text(input_shape)
     if len(input_shape) == 1 and kinds:
         raise UsageError(f"augmentation flips and shifts 1-D and 2-D inputs, not a plain vector of {shape}", hint="use --augment none")
     if len(input_shape) == 4 and set(kinds) & {"crop", "translate"}:

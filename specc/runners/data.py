@@ -23,6 +23,7 @@ from PIL import Image
 
 from specc.errors import InputFileError, UsageError
 from specc.runners.images import image_pixels  # predict reads images the same way
+from specc.shapes import shape_text
 
 # Where Debian's package `dataset-fashion-mnist` puts its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -159,13 +160,9 @@ def _check_sample_shape(part: Dataset, input_shape: tuple[int, ...]) -> None:
     found = tuple(part.x.shape[1:])
     if found != input_shape:
         raise InputFileError(
-            f"data has samples of {_dims(found)} but the spec's input is {_dims(input_shape)} ({part.source})",
-            hint=f"change the spec's input to {_dims(found)}, or use data whose samples are {_dims(input_shape)}",
+            f"data has samples of {shape_text(found)} but the spec's input is {shape_text(input_shape)} ({part.source})",
+            hint=f"change the spec's input to {shape_text(found)}, or use data whose samples are {shape_text(input_shape)}",
         )
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def _hold_out(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -258,7 +255,7 @@ def _read_idx(path: Path, ndim: int) -> torch.Tensor:
     expected = header + int(np.prod(dims)) if dims else header
     if len(raw) != expected:
         raise InputFileError(
-            f"{path} should hold {expected} bytes (dimensions {_dims(dims) or '?'}) but holds {len(raw)}",
+            f"{path} should hold {expected} bytes (dimensions {shape_text(dims) or '?'}) but holds {len(raw)}",
             hint="the file is truncated or damaged; download it again",
         )
     # bytearray makes the buffer writable, so torch can share it instead of warning.
@@ -281,7 +278,7 @@ def _read_image_dir(folder: Path, input_shape: tuple[int, ...], classes: list[st
     """One sub-folder per class; `classes` (the training classes) fixes the labels of a test folder."""
     if len(input_shape) != 3 or input_shape[0] not in (1, 3):
         raise InputFileError(
-            f"{folder} holds images, which have 1 (grayscale) or 3 (RGB) channels, but the spec's input is {_dims(input_shape)}",
+            f"{folder} holds images, which have 1 (grayscale) or 3 (RGB) channels, but the spec's input is {shape_text(input_shape)}",
             hint="give the spec an input of 1xHxW or 3xHxW",
         )
     mode = "L" if input_shape[0] == 1 else "RGB"
@@ -310,13 +307,14 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
         with Image.open(file) as image:
             if image.size != (width, height):
                 raise InputFileError(
-                    f"{file} is {image.height}x{image.width} pixels (height x width) but the spec's input is {height}x{width}",
+                    f"{file} is {shape_text((image.height, image.width))} pixels (height×width) "
+                    f"but the spec's input is {shape_text((height, width))}",
                     hint="resize the images, or change the spec's input size",
                 )
             return image_pixels(image, mode)
     except Image.DecompressionBombError as e:  # Pillow refuses to decode so many pixels, for fear of running out of memory
         raise InputFileError(
-            f"{file} is too large to read ({e})", hint=f"the spec's input is {height}x{width}: resize the images to it"
+            f"{file} is too large to read ({e})", hint=f"the spec's input is {shape_text((height, width))}: resize the images to it"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise InputFileError(f"{file} is not a readable image ({e})", hint="replace or remove the file") from None
@@ -345,7 +343,7 @@ def _check_targets(path: Path, y: np.ndarray, samples: int) -> None:
     shapes = "N integer labels, N×K floats or 0/1 labels, or N×H×W integer masks"
     if y.dtype.kind not in "iubf" or y.ndim == 0 or len(y) != samples:
         raise InputFileError(
-            f"{path}: y must hold the targets of the {samples} samples ({shapes}), not {y.dtype} {_dims(y.shape) or 'scalar'}",
+            f"{path}: y must hold the targets of the {samples} samples ({shapes}), not {y.dtype} {shape_text(y.shape) or 'scalar'}",
             hint="save it with np.savez(path, x=samples, y=targets)",
         )
     if y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -407,7 +405,7 @@ def _largest_label(path: Path, y: np.ndarray) -> int:
 def _npz_samples(path: Path, x: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
     if x.ndim == 0:
         raise InputFileError(
-            f"{path}: x is a single number, not an array of samples", hint=f"x must be N x {_dims(input_shape)}, one sample per row"
+            f"{path}: x is a single number, not an array of samples", hint=f"x must be N x {shape_text(input_shape)}, one sample per row"
         )
     if x.dtype == np.uint8:
         samples = torch.from_numpy(x).to(torch.float32).div_(255)

@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import InputFileError
+from ..shapes import shape_text
 from . import checkpoint
 
 
@@ -45,7 +46,7 @@ def load_matching(module: nn.Module, path: Path) -> InitReport:
         if name not in tensors:
             report.not_in_file.append(name)
         elif tensors[name].shape != tensor.shape:
-            shapes = "x".join(map(str, tensors[name].shape)) or "scalar", "x".join(map(str, tensor.shape)) or "scalar"
+            shapes = shape_text(tensors[name].shape) or "scalar", shape_text(tensor.shape) or "scalar"
             report.wrong_shape.append(f"{name} ({shapes[0]} in the file, {shapes[1]} here)")
         else:
             report.loaded.append(name)

@@ -31,6 +31,7 @@ from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reade
 
 from ..errors import EXIT_BAD_SPEC, SpeccError
 from ..ir import Group, Layer, Network
+from ..shapes import shape_text
 
 AUC_BINS = 4096  # over logits -16..16: 1/128 of a logit apart
 AUC_RANGE = 16.0
@@ -276,10 +277,6 @@ def _automatic(out: tuple[int, ...], ends: str | None, y: torch.Tensor, classes:
     return "cross_entropy"
 
 
-def _shape(shape) -> str:
-    return "×".join(map(str, shape))
-
-
 def _refuse(message: str, hint: str) -> SpeccError:
     """A loss that does not fit the network's output or the data's targets: a bad input (exit 2), said with the fix."""
     return SpeccError(message, hint=hint, exit_code=EXIT_BAD_SPEC)
@@ -293,14 +290,14 @@ def _cross_entropy(out, ends, y, classes) -> Task:
         )
     if y.is_floating_point():
         raise _refuse(
-            f"cross-entropy needs integer class labels, but the data's targets are floats ({_shape(y.shape[1:]) or 'one per sample'})",
+            f"cross-entropy needs integer class labels, but the data's targets are floats ({shape_text(y.shape[1:]) or 'one per sample'})",
             "use loss=mse for values, or save y as integer class indices",
         )
     if len(out) > 1:
         return _pixels(out, y, classes)
     if y.dim() != 1:
         raise _refuse(
-            f"the network outputs {out[0]} scores per sample, but the data has {_shape(y.shape[1:])} labels per sample",
+            f"the network outputs {out[0]} scores per sample, but the data has {shape_text(y.shape[1:])} labels per sample",
             "cross-entropy over classes takes one integer label per sample (y of shape N)",
         )
     if out[0] == 1:
@@ -319,8 +316,8 @@ def _cross_entropy(out, ends, y, classes) -> Task:
 def _pixels(out, y, classes) -> Task:
     if tuple(y.shape[1:]) != out[1:]:
         raise _refuse(
-            f"the network outputs {_shape(out)} (class scores per position), but the data's masks are {_shape(y.shape[1:])}",
-            f"per-pixel cross-entropy needs one integer mask of {_shape(out[1:])} per sample (y of shape N×{_shape(out[1:])})",
+            f"the network outputs {shape_text(out)} (class scores per position), but the data's masks are {shape_text(y.shape[1:])}",
+            f"per-pixel cross-entropy needs one integer mask of {shape_text(out[1:])} per sample (y of shape N×{shape_text(out[1:])})",
         )
     largest = int(y.max()) if y.numel() else 0
     if largest >= out[0] or (y.numel() and int(y.min()) < 0):
@@ -344,7 +341,7 @@ def _bce(out, ends, y, classes) -> Task:
     if out[0] == 1:
         if y.numel() != len(y):
             raise _refuse(
-                f"one output gives one yes/no per sample, but the data has {_shape(y.shape[1:])} targets per sample",
+                f"one output gives one yes/no per sample, but the data has {shape_text(y.shape[1:])} targets per sample",
                 f"make the last layer `fc {math.prod(y.shape[1:])}` for one label each",
             )
         if not y.is_floating_point() and len(classes) > 2:
@@ -356,7 +353,7 @@ def _bce(out, ends, y, classes) -> Task:
         names = classes if len(classes) == 2 else ["0", "1"]
         return Task("binary", "bce", 1, names, strip)
     if y.dim() == 1 or math.prod(y.shape[1:]) != out[0]:
-        given = "one class label per sample" if y.dim() == 1 else f"{_shape(y.shape[1:])} targets per sample"
+        given = "one class label per sample" if y.dim() == 1 else f"{shape_text(y.shape[1:])} targets per sample"
         raise _refuse(
             f"{out[0]} sigmoid outputs need {out[0]} yes/no labels per sample (y of shape N×{out[0]}), but the data has {given}",
             "for one class per sample end the spec in softmax (loss=cross_entropy); for labels, save y as N×K zeros and ones",
@@ -369,14 +366,14 @@ def _bce(out, ends, y, classes) -> Task:
 def _binary_map(out, y, classes, strip) -> Task:
     if out[0] != 1:
         raise _refuse(
-            f"bce on a map takes one channel (foreground or not per pixel), but the network outputs {_shape(out)}",
+            f"bce on a map takes one channel (foreground or not per pixel), but the network outputs {shape_text(out)}",
             f"for {out[0]} classes per pixel end in softmax (or no activation) and use loss=cross_entropy",
         )
     if y.is_floating_point() or tuple(y.shape[1:]) != out[1:]:
         raise _refuse(
-            f"the network outputs {_shape(out)} (a foreground logit per position), but the data's targets are "
-            f"{y.dtype} {_shape(y.shape[1:]) or 'one per sample'}",
-            f"per-pixel bce needs one integer 0/1 mask of {_shape(out[1:])} per sample (y of shape N×{_shape(out[1:])})",
+            f"the network outputs {shape_text(out)} (a foreground logit per position), but the data's targets are "
+            f"{y.dtype} {shape_text(y.shape[1:]) or 'one per sample'}",
+            f"per-pixel bce needs one integer 0/1 mask of {shape_text(out[1:])} per sample (y of shape N×{shape_text(out[1:])})",
         )
     _check_zero_to_one(y)
     return Task("pixels", "bce", 2, classes if len(classes) == 2 else ["0", "1"], strip, maps=True)
@@ -399,8 +396,8 @@ def _mse(out, ends, y, classes) -> Task:
     per_sample = tuple(y.shape[1:]) or (1,)
     if math.prod(per_sample) != math.prod(out) or (len(per_sample) > 1 and per_sample != out):
         raise _refuse(
-            f"the network outputs {_shape(out)} values per sample, but the data has {_shape(per_sample)} targets per sample",
-            f"make the network's output {_shape(per_sample)}, e.g. end in `fc {math.prod(per_sample)}`",
+            f"the network outputs {shape_text(out)} values per sample, but the data has {shape_text(per_sample)} targets per sample",
+            f"make the network's output {shape_text(per_sample)}, e.g. end in `fc {math.prod(per_sample)}`",
         )
     names = classes if len(classes) == math.prod(out) else [str(c) for c in range(math.prod(out))]
     return Task("regression", "mse", math.prod(out), names, None, maps=len(per_sample) > 1)

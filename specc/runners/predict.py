@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, UsageError
+from ..shapes import shape_text
 from .images import image_pixels
 from .readings import Prediction, probabilities, read
 
@@ -97,7 +98,9 @@ class Predictor:
     def outputs(self, x: np.ndarray, where: str = "the array") -> np.ndarray:
         """The network's outputs (N x ...) for N raw samples (uint8 pixels, or floats as in training), as the graph gives them."""
         if x.ndim == 0:
-            raise InputFileError(f"{where} is a single number, not a batch of samples", hint=f"pass an N x {_dims(self.input_shape)} array")
+            raise InputFileError(
+                f"{where} is a single number, not a batch of samples", hint=f"pass an N x {shape_text(self.input_shape)} array"
+            )
         if len(x) == 0:
             return np.zeros((0, *(self.output_shape or (len(self.classes),))), dtype=np.float32)
         name = self.session.get_inputs()[0].name
@@ -114,8 +117,9 @@ class Predictor:
         if image.size != (width, height):
             if not resize:
                 raise InputFileError(
-                    f"{_label(image)} is {image.height}×{image.width} pixels (height×width), but the network takes {height}×{width}",
-                    hint=f"pass --resize (in Python, resize=True) to stretch it to {height}×{width}, or crop it yourself",
+                    f"{_label(image)} is {shape_text((image.height, image.width))} pixels (height×width), "
+                    f"but the network takes {shape_text((height, width))}",
+                    hint=f"pass --resize (in Python, resize=True) to stretch it to {shape_text((height, width))}, or crop it yourself",
                 )
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         pixels = image_pixels(image, _IMAGE_MODES[channels])
@@ -134,7 +138,7 @@ class Predictor:
             _, height, width = self._image_shape()
             raise InputFileError(
                 f"{path} is too large to read ({err})",
-                hint=f"shrink it to {height}×{width} first: --resize cannot help, as the image is refused before it is read",
+                hint=f"shrink it to {shape_text((height, width))} first: --resize cannot help, as the image is refused before it is read",
             ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise InputFileError(f"{path} is not a readable image ({err})", hint="specc predict reads PNG and JPEG files") from None
@@ -142,7 +146,7 @@ class Predictor:
     def _image_shape(self) -> tuple[int, int, int]:
         if len(self.input_shape) != 3 or self.input_shape[0] not in _IMAGE_MODES:
             raise UsageError(
-                f"{self.network} takes {_dims(self.input_shape)} inputs, not 1- or 3-channel images",
+                f"{self.network} takes {shape_text(self.input_shape)} inputs, not 1- or 3-channel images",
                 hint="pass the samples as an array with --npz",
             )
         return self.input_shape
@@ -160,10 +164,10 @@ class Predictor:
             x = x[:, None]  # N x H x W: the one channel is implied, as in training
         if x.shape[1:] != self.input_shape:
             # A 1-D array has samples of no shape at all, which would read as "samples of , but ...".
-            found = f"samples of {_dims(x.shape[1:])}" if x.ndim > 1 else f"a 1-D array of {len(x)} numbers"
+            found = f"samples of {shape_text(x.shape[1:])}" if x.ndim > 1 else f"a 1-D array of {len(x)} numbers"
             raise InputFileError(
-                f"{where} holds {found}, but {self.network} takes {_dims(self.input_shape)}",
-                hint=f"pass a batch: an N x {_dims(self.input_shape)} array",
+                f"{where} holds {found}, but {self.network} takes {shape_text(self.input_shape)}",
+                hint=f"pass a batch: an N x {shape_text(self.input_shape)} array",
             )
         spatial = (1,) * (len(self.input_shape) - 1)
         return (x - self.mean.reshape(-1, *spatial)) / self.std.reshape(-1, *spatial)
@@ -260,10 +264,6 @@ def _label(item) -> str:
 
 def _slices(x: np.ndarray, size: int):
     return (x[start : start + size] for start in range(0, len(x), size))
-
-
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def _reason(err: Exception) -> str:
