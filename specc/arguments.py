@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .scopes import Context
 
 
-KEYWORDS = ("network", "input", "init", "train", "block")
 GROUP_FIELDS = {
     "seq": (),
     "concat": (Field("split", "bool", False, "branch i takes the i-th equal slice of the channels", positional=True),),

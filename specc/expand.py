@@ -19,12 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import ast
-from .arguments import GROUP_FIELDS, KEYWORDS, Arguments
+from .arguments import GROUP_FIELDS, Arguments
 from .errors import Diagnostics, Source, Span
 from .ir import Group, Layer, Network, Node
 from .layers import GROUP_KINDS, KINDS, REQUIRED
 from .scopes import Context, Scope
 from .statement_errors import (
+    KEYWORDS,
     bare_word,
     empty_body_hint,
     glued_repeat,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 
 from . import ast
-from .arguments import GROUP_FIELDS, KEYWORDS, kind_example
+from .arguments import GROUP_FIELDS, kind_example
 from .errors import Diagnostics, Source
 from .layers import KINDS
 from .scopes import Context
 from .suggest import did_you_mean
+
+KEYWORDS = ("network", "input", "init", "train", "block")  # the header words, read only at the top of a file
 
 
 def glued_repeat(st: ast.Statement, ctx: Context, source: Source, diagnostics: Diagnostics) -> bool:
