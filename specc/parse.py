@@ -48,7 +48,7 @@ def parse(text: str, path: str = "<string>") -> ast.Spec:
     source, diagnostics = Source(text, path), Diagnostics()
     parsed = parse_spec(source, diagnostics)
     if diagnostics.has_errors:
-        raise SpeccError(diagnostics=diagnostics.errors, source=source)
+        raise SpeccError(diagnostics=diagnostics.items, source=source)  # in the order found, as pipeline.build shows them
     return parsed.spec
 
 

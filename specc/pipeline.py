@@ -21,7 +21,8 @@ def build(source: Source) -> Network:
 
     Recovery rules:
     1. Syntax errors: the parser blanks each failing line (keeping its braces) and parses again,
-       up to 20 errors, so later syntax errors are found too (parse.py).
+       up to 20 errors, so later syntax errors are found too (parse.py). Where no blanking makes
+       the file parse, they are shown in the order found (an unclosed '{' is found at the end).
     2. After syntax errors nothing is expanded, but the arguments of layers and groups outside
        every block are checked on the lines that still sit where the user put them (before the
        first blanked line that opened or closed a group; none after a '}' that closed nothing):
@@ -39,9 +40,10 @@ def build(source: Source) -> Network:
     """
     diagnostics = Diagnostics()
     spec, intact_before = parse_spec(source, diagnostics)
+    if diagnostics.has_errors and spec is None:
+        raise SpeccError(diagnostics=diagnostics.items, source=source)  # as found: an unclosed '{' is found at the end
     if diagnostics.has_errors:
-        if spec is not None:
-            argument_errors(spec, source, diagnostics, intact_before)
+        argument_errors(spec, source, diagnostics, intact_before)
         raise _failure(diagnostics, source)
     network = expand(spec, source, diagnostics)
     if diagnostics.has_errors:
