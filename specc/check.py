@@ -204,7 +204,7 @@ class _Checker:
         return Flow(x, max(body.rf, flow.rf), flow.jump)
 
     def branches(self, group: Group, flow: Flow) -> list[Flow]:
-        if group.split and flow.shape is not None:
+        if group.split and flow.shape is not None and group.children:  # an empty body is reported already
             flow = self.split(group, flow)
         return [self.layer(child, flow) if isinstance(child, Layer) else self.group(child, flow) for child in group.children]
 

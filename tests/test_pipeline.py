@@ -109,3 +109,8 @@ def test_padding_is_resolved_once_and_the_code_generator_uses_it():
     source = net.to_source()
     assert "x = self.conv1(F.pad(x, (0, 1, 0, 1)))" in source
     assert "nn.Conv2d(2, 2, 3, padding=1)" in source and "nn.Conv2d(1, 2, 2)" in source
+
+
+def test_an_empty_concat_split_is_reported_not_divided_by():
+    """Found by bench/fuzz_specs.py: the failed group's layers were checked by sharing channels among no branches."""
+    assert mistakes("input 4x8x8\nconcat split {\n}\nconvv\n") == [(2, "'concat' has an empty body"), (4, "unknown layer 'convv'")]
