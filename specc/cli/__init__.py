@@ -30,6 +30,8 @@ _VERBS = {
     "predict": ("ship", "predict"),
     "bench": ("ship", "bench"),
     "lsp": ("lsp", "lsp"),
+    "explain": ("explain", "explain"),
+    "report": ("explain", "report"),
 }
 
 

@@ -67,8 +67,10 @@ def _completes_list(values):
 @click.option("--init-from", type=click.Path(dir_okay=False), help="Start from these weights (matched by name and shape).")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train in N processes on this machine (launches torchrun).")
 @click.option("-q", "--quiet", is_flag=True, help="No header, progress or epoch lines: only the test result and the run directory.")
+@click.option("--tensorboard", type=click.Path(file_okay=False), help="Also write TensorBoard event files into this folder.")
+@click.option("--report", is_flag=True, help="Keep report.html in the run directory: refreshed each epoch, complete at the end.")
 @click.pass_context
-def train(ctx, spec, resume, out, init_from, nproc, quiet, **flags):
+def train(ctx, spec, resume, out, init_from, nproc, quiet, tensorboard, report, **flags):
     """Train SPEC on real data and evaluate it on the test split.
 
     Settings come from the spec's `train { ... }` section; flags override it.
@@ -88,7 +90,7 @@ def train(ctx, spec, resume, out, init_from, nproc, quiet, **flags):
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run as Ctrl-C does: with a message saying how to resume
     reporter = QuietReporter() if quiet else RichReporter() if sys.stdout.isatty() else PlainReporter()
     try:
-        run_training(spec, flags, out=out, resume=resume, init_from=init_from, reporter=reporter)
+        run_training(spec, flags, out=out, resume=resume, init_from=init_from, reporter=reporter, tensorboard=tensorboard, report=report)
     except SpeccError as err:
         if os.environ.get("RANK", "0") != "0":  # every process meets the same error; rank 0 tells it
             sys.exit(err.exit_code)
@@ -108,13 +110,14 @@ def train(ctx, spec, resume, out, init_from, nproc, quiet, **flags):
 @_option(
     "precision", default="fp32", show_default=True, help=f"One of {_choices(PRECISIONS)}; fp32 gives the figure of the run's test.json."
 )
-def evaluate(spec, weights, data, device, loss, precision):
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Also draw confusion.png and mistakes.png into this folder.")
+def evaluate(spec, weights, data, device, loss, precision, out):
     """Test loss and metrics (accuracy and confusion matrix for classes) of SPEC with WEIGHTS."""
     from ..runners.evaluate import evaluate_weights
 
     for name, value in (("device", device), ("loss", loss), ("precision", precision)):
         flag_value(name, value)  # a wrong one is named before torch is imported
-    result, classes = evaluate_weights(spec, weights, data, device, loss, precision)
+    result, classes = evaluate_weights(spec, weights, data, device, loss, precision, pictures=out)
     task = result.task
     console = _console()
     console.print(f"test {test_summary(result, task)}", highlight=False, markup=False)

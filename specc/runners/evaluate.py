@@ -93,11 +93,13 @@ def evaluate_weights(
     device: str = "auto",
     loss: str | None = None,
     precision: str = "fp32",
+    pictures: str | Path | None = None,
 ) -> tuple[Evaluation, list[str]]:
     """The test-split evaluation of `spec` with the weights of a specc run (`specc eval`), and the class names.
 
     `loss` is as in training (auto, cross_entropy, bce, mse); None takes the spec's train setting, else auto.
     `precision` is one of train's choices; fp32 by default, as training's own final test (test.json) runs.
+    `pictures`: a folder for confusion.png and mistakes.png (classifiers only).
     """
     from ..api import load
     from .config import resolve
@@ -123,7 +125,13 @@ def evaluate_weights(
     dtype = autocast_dtype(precision, chosen)
     autocast = contextlib.nullcontext if dtype is None else (lambda: torch.autocast(chosen.type, dtype=dtype))
     y = task.targets(test.y).to(chosen)
-    sums = evaluate(model, test.x.to(chosen), y, Normalise(mean, std, chosen, test.x.dim() - 1), task, autocast)
+    normalise = Normalise(mean, std, chosen, test.x.dim() - 1)
+    sums = evaluate(model, test.x.to(chosen), y, normalise, task, autocast)
+    if pictures is not None and task.kind == "classes":
+        from .mistakes import write_pictures
+
+        Path(pictures).mkdir(parents=True, exist_ok=True)
+        write_pictures(model, test.x.to(chosen), y, normalise, task.classes, Path(pictures))
     return summarise(sums, task), task.classes
 
 

@@ -9,6 +9,9 @@ Run directory (`runs/<network>-<time>/` or --out), written by rank 0 only:
   best.safetensors         weights of the epoch with the best validation metric (accuracy, AUC, F1, MAE or IoU)
   last.state.safetensors   everything else --resume needs: weights, optimiser, schedule, RNGs, history
   curves.png               loss and accuracy per epoch
+  confusion.png            classifiers: the test confusion matrix (runners/mistakes.py)
+  mistakes.png             classifiers: the most confidently misclassified test samples
+  report.html              with --report: the run on one page (explain/page.py)
   test.json                the final test evaluation of best.safetensors
 Weights files carry metadata (specc.network, .task, .classes, .mean, .std,
 .input_shape, .epoch) so that `specc export` needs nothing else.
@@ -49,7 +52,7 @@ RUN_MARKER = ".specc-run"  # written first into every run directory: what makes 
 # Every file a run writes into its directory (besides temporary files renamed over these).
 RUN_FILES = (
     *(RUN_MARKER, "spec.cnn", "config.json", "metrics.jsonl"),
-    *("last.safetensors", "best.safetensors", STATE_FILE, "curves.png", "test.json"),
+    *("last.safetensors", "best.safetensors", STATE_FILE, "curves.png", "confusion.png", "mistakes.png", "report.html", "test.json"),
 )
 
 

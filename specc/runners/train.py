@@ -88,13 +88,17 @@ def train(
     resume: str | Path | None = None,
     init_from: str | Path | None = None,
     reporter: Reporter | None = None,
+    tensorboard: str | Path | None = None,
+    report: bool = False,
 ) -> RunResult:
     """Train `spec` (or continue the run in `resume`) and evaluate it on the test split.
 
     `flags` are TrainConfig fields that override the spec's train section
     (None: not given), e.g. `train("net.cnn", {"epochs": 3, "lr": 0.01})`.
+    `tensorboard`: a folder for TensorBoard event files; `report`: keep report.html in the run directory.
     """
     flags = flags or {}
+    watchers = _watchers(tensorboard, report)  # a missing package is refused before anything is read or written
     net, config = _spec_and_config(spec, flags, resume, int(os.environ.get("WORLD_SIZE", "1")))
     inputs = _inputs(spec, flags, init_from)
     if resume is None:
@@ -102,11 +106,26 @@ def train(
     session = start(config.device)
     try:
         run = _Run(net, config, session, Path(resume) if resume is not None else None, reporter if session.is_main else None)
+        run.watchers = watchers if session.is_main else []
         result = run.run(out, init_from, inputs)
         session.barrier()  # rank 0 tests alone at the end; the others wait rather than tear the group down under it
         return result
     finally:
         session.close()
+
+
+def _watchers(tensorboard: str | Path | None, report: bool) -> list:
+    """What follows the run besides its reporter: TensorBoard event files, the report page."""
+    watchers = []
+    if tensorboard is not None:
+        from .tensorboard import Board
+
+        watchers.append(Board(tensorboard))
+    if report:
+        from ..explain.page import LiveReport
+
+        watchers.append(LiveReport())
+    return watchers
 
 
 def preflight(spec, flags: dict[str, Any], resume: str | Path | None, world_size: int, out=None, init_from=None) -> None:
@@ -169,6 +188,7 @@ class _Run(RunFiles):
         self.history: list[dict] = []
         self.best_epoch, self.best_acc = 0, -math.inf  # without validation the score is -loss, which may be below -1
         self.saved_epoch = 0  # the epoch of the checkpoint on disk
+        self.watchers: list = []  # TensorBoard, the report page: told of each epoch and of the test
 
     def run(self, out: str | Path | None, init_from: str | Path | None, inputs: dict[str, str | Path | None]) -> RunResult:
         self._load_data()
@@ -257,6 +277,8 @@ class _Run(RunFiles):
             self.best_epoch, self.best_acc = epoch, score
         if self.session.is_main:
             self._save(epoch, improved=self.best_epoch == epoch)
+            for watcher in self.watchers:
+                watcher.epoch(self, row)
         self.reporter.epoch_end(row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, Evaluation, float]:
@@ -351,9 +373,18 @@ class _Run(RunFiles):
         # fp32, whatever training ran in: the figure `specc eval` gives for the same weights and data by default
         sums = evaluate(self.module, self.x["test"], self.y["test"], self.normalise, self.task, contextlib.nullcontext, self.channels_last)
         test = summarise(sums, self.task)
+        self._draw_test(test)  # before test.json, which stays the run's last write
         record = {**test.record(self.best_epoch), "precision": "fp32"}
         write_text(self.run_dir / "test.json", json.dumps(record) + "\n")
         return test
+
+    def _draw_test(self, test: Evaluation) -> None:
+        if self.task.kind == "classes":
+            from .mistakes import write_pictures
+
+            write_pictures(self.module, self.x["test"], self.y["test"], self.normalise, self.classes, self.run_dir)
+        for watcher in self.watchers:
+            watcher.finish(self, test)
 
     def _info(self, first_epoch: int) -> dict[str, Any]:
         params = sum(p.numel() for p in self.module.parameters())

@@ -1,0 +1,147 @@
+"""The pictures of `specc explain`, drawn with matplotlib from what model.py computed.
+
+Each figure carries its own explanation (a title that says what is shown, a
+colorbar that says what a colour means, class names rather than indices), so
+that a student needs no legend elsewhere. Functions return the figure; `save`
+and `png` turn it into a file or bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import torch
+
+MAX_MAPS = 64  # feature maps drawn per layer: more would be too small to read
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, and no GUI toolkit to import
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def save(figure, path: Path) -> None:
+    """Written beside `path` and renamed over it, as the run's other files are."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.png")
+    figure.savefig(tmp, dpi=100)
+    pyplot().close(figure)
+    os.replace(tmp, path)
+
+
+def png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def show_image(ax, x: torch.Tensor) -> None:
+    """A raw C x H x W sample as a person sees it: grey for one channel, colour for three."""
+    if x.shape[0] == 3:
+        ax.imshow(x.permute(1, 2, 0).clamp(0, 1).numpy())
+    else:
+        ax.imshow(x.mean(dim=0).numpy(), cmap="gray", vmin=0, vmax=max(1.0, float(x.max())))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _grid(n: int, cell: float = 1.1, extra_width: float = 0.8):
+    columns = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    figure, axes = pyplot().subplots(rows, columns, figsize=(columns * cell + extra_width, rows * cell + 0.9), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    return figure, list(axes.flat)
+
+
+def filter_grid(weights: torch.Tensor, layer: str):
+    """A conv's K x C x F x F filters: in colour where C is 3 (each filter stretched to its own range), else on one shared scale."""
+    k, channels, f = weights.shape[0], weights.shape[1], weights.shape[-1]
+    figure, axes = _grid(k)
+    if channels == 3:
+        for ax, w in zip(axes, weights, strict=False):
+            low, high = w.min(), w.max()
+            ax.imshow(((w - low) / (high - low + 1e-12)).permute(1, 2, 0).numpy(), interpolation="nearest")
+        note = "in colour, each filter stretched to its own range"
+    else:
+        # One channel: the weights themselves on a scale shared by all filters, zero white, so that they compare.
+        shown = weights[:, 0] if channels == 1 else weights.mean(dim=1)
+        bound = float(shown.abs().max()) or 1.0
+        for ax, w in zip(axes, shown, strict=False):
+            image = ax.imshow(w.numpy(), cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+        figure.colorbar(image, ax=axes, shrink=0.8, label="weight (red +, blue −)")
+        note = "weights" if channels == 1 else f"weights averaged over the {channels} input channels"
+    figure.suptitle(f"{layer}: the {k} filters ({f}×{f}) of the first conv, {note}", fontsize=9)
+    return figure
+
+
+def feature_grid(maps: torch.Tensor, layer: str, x: torch.Tensor, sample: str):
+    """A layer's output maps for one sample (C x H x W), after the input image, on one shared scale."""
+    channels = maps.shape[0]
+    shown = maps[:MAX_MAPS]
+    figure, axes = _grid(len(shown) + 1)
+    show_image(axes[0], x)
+    axes[0].set_title("input", fontsize=7)
+    low, high = float(shown.min()), float(shown.max())
+    for i, (ax, m) in enumerate(zip(axes[1:], shown, strict=False)):
+        image = ax.imshow(m.numpy(), cmap="viridis", vmin=low, vmax=high if high > low else low + 1, interpolation="nearest")
+        ax.set_title(str(i), fontsize=6, pad=1)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="activation")
+    more = f", the first {MAX_MAPS} of {channels}" if channels > MAX_MAPS else ""
+    h, w = maps.shape[1:]
+    figure.suptitle(f"{sample}: feature maps of {layer} ({channels} maps of {h}×{w}{more}), one per filter", fontsize=9)
+    return figure
+
+
+def attribution(x: torch.Tensor, sample: str, target_name: str, occluded, saliency: torch.Tensor, cam: tuple[str, torch.Tensor]):
+    """Image, occlusion map of P(target), saliency and Grad-CAM, side by side over the same pixels."""
+    figure, axes = pyplot().subplots(1, 4, figsize=(13, 3.6), constrained_layout=True)
+    show_image(axes[0], x)
+    axes[0].set_title(f"{sample}\nexplaining: {target_name}", fontsize=9)
+    panels = (
+        (occluded.probability, "RdYlGn", f"occlusion: P({target_name}) with a\n{occluded.window}×{occluded.window} patch greyed out here",
+         f"P({target_name}); whole image {occluded.unoccluded:.2f}", (0, 1), 1.0),
+        (saliency, "hot", "saliency: how strongly each pixel\nmoves the class score", "|gradient|", None, 1.0),
+        (cam[1], "jet", f"Grad-CAM of {cam[0]}:\nwhere its maps speak for the class", "class evidence", None, 0.5),
+    )  # fmt: skip
+    for ax, (values, cmap, title, label, limits, alpha) in zip(axes[1:], panels, strict=True):
+        show_image(ax, x)  # under the map: the Grad-CAM overlay is read against it, the others cover it
+        low, high = limits or (0, float(values.max()) or 1.0)
+        image = ax.imshow(values.numpy(), cmap=cmap, vmin=low, vmax=high, alpha=alpha, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        figure.colorbar(image, ax=ax, shrink=0.85, label=label)
+    return figure
+
+
+def top_classes(x: torch.Tensor, sample: str, probabilities: torch.Tensor, classes: list[str], label: int | None, k: int):
+    """The image beside bars of its k most probable classes; the true class, where known, in green, a wrong top class in red."""
+    k = min(k, len(classes))
+    values, indices = probabilities.topk(k)
+    figure, (image_ax, bars_ax) = pyplot().subplots(1, 2, figsize=(7.5, 0.35 * k + 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    show_image(image_ax, x)
+    truth = f"true class: {classes[label]}" if label is not None else "true class not given"
+    image_ax.set_title(f"{sample}\n{truth}", fontsize=9)
+    colours = [
+        "tab:green" if i == label else "tab:red" if rank == 0 and label is not None else "tab:blue"
+        for rank, i in enumerate(indices.tolist())
+    ]
+    names = [classes[i] for i in indices.tolist()]
+    bars_ax.barh(range(k), values.numpy(), color=colours)
+    bars_ax.set_yticks(range(k), names, fontsize=8)
+    bars_ax.invert_yaxis()
+    bars_ax.set_xlim(0, 1)
+    bars_ax.set_xlabel("probability")
+    for row, value in enumerate(values.tolist()):
+        bars_ax.text(min(value + 0.02, 0.82), row, f"{value:.1%}", va="center", fontsize=8)
+    bars_ax.set_title(f"top {k} classes", fontsize=9)
+    figure.tight_layout()
+    return figure
