@@ -44,6 +44,7 @@ def explain(spec, images, weights, npz, samples, data, layer, window, stride, to
             + (f" (not {' and '.join(given)})" if given else ""),
             hint="e.g. specc explain net.cnn --weights best.safetensors --samples 0,5,9 -o pictures",
         )
+    indices = parse_indices(samples) if samples else []  # a typo is told before anything is loaded
     explainer = Explainer.open(spec, weights)
     shape = explainer.input_shape
     if images:
@@ -51,7 +52,7 @@ def explain(spec, images, weights, npz, samples, data, layer, window, stride, to
     elif npz:
         chosen = from_npz(npz, shape)
     else:
-        chosen = from_test_split(test_split(data, shape), parse_indices(samples))
+        chosen = from_test_split(test_split(data, shape), indices)
     with progress_bar("explaining", len(chosen)) as advance:
         written = draw(explainer, chosen, out, Settings(layer, window, stride, top), advance)
     click.echo(f"wrote {len(written)} pictures of {len(chosen)} sample{'s' if len(chosen) != 1 else ''} into {out}")

@@ -93,7 +93,7 @@ def _read_image(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
             hint=f"resize or crop it to {height}×{width} first",
         )
     chw = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(chw)).float().div_(255)
+    return torch.from_numpy(np.array(chw)).float().div_(255)
 
 
 def _npz_labels(path: Path, n: int) -> list[int] | None:
