@@ -198,3 +198,13 @@ def test_cli_a_missing_weights_file(saved, tmp_path):
     missing = str(tmp_path / "none.safetensors")
     result = invoke("explain", str(saved / "patch.cnn"), "--weights", missing, "--samples", "0", "-o", str(tmp_path))
     assert result.exit_code == 2 and "no such checkpoint file" in result.output
+
+
+def test_cli_never_writes_over_an_input_image(saved, tmp_path):
+    import shutil
+
+    image = tmp_path / "filters.png"
+    shutil.copy(saved / "patch.png", image)
+    before = image.read_bytes()
+    result = invoke("explain", str(saved / "patch.cnn"), "--weights", str(saved / "patch.safetensors"), str(image), "-o", str(tmp_path))
+    assert result.exit_code == 2 and "writing it would destroy that input" in result.output and image.read_bytes() == before

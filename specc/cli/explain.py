@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 
 import click
 
@@ -36,6 +37,7 @@ def explain(spec, images, weights, npz, samples, data, layer, window, stride, to
     from ..explain import Explainer, Settings
     from ..explain import explain as draw
     from ..explain.samples import from_images, from_npz, from_test_split, parse_indices, test_split
+    from ..outputs import refuse_replacing
 
     given = [name for name, value in (("IMAGE", images), ("--npz", npz), ("--samples", samples)) if value]
     if len(given) != 1:
@@ -45,6 +47,8 @@ def explain(spec, images, weights, npz, samples, data, layer, window, stride, to
             hint="e.g. specc explain net.cnn --weights best.safetensors --samples 0,5,9 -o pictures",
         )
     indices = parse_indices(samples) if samples else []  # a typo is told before anything is loaded
+    inputs = {"the spec": spec, "--weights": weights, "--npz": npz} | {f"image {image}": image for image in images}
+    refuse_replacing([(f"the picture {name}", Path(out) / name) for name in _planned(images)], inputs)
     explainer = Explainer.open(spec, weights)
     shape = explainer.input_shape
     if images:
@@ -64,17 +68,25 @@ def explain(spec, images, weights, npz, samples, data, layer, window, stride, to
 @click.option("--samples", help="Test samples explained in full, by index: 0,5,9 or 0-9 (default 0-3).")
 def report(run_dir, out, samples):
     """One self-contained HTML page of the run in RUN_DIR: spec, layers, diagram, curves, confusion, filters, maps, predictions."""
-    from pathlib import Path
-
     from ..explain.page import EXPLAINED
     from ..explain.page import report as write_report
     from ..explain.samples import parse_indices
+    from ..outputs import refuse_replacing
 
     indices = parse_indices(samples) if samples else None
     out = out or str(Path(run_dir) / "report.html")
+    run_files = ("spec.cnn", "best.safetensors", "config.json", "metrics.jsonl", "test.json", "curves.png", "confusion.png")
+    refuse_replacing({"-o": out}, {f"the run's {name}": Path(run_dir) / name for name in run_files})
     with progress_bar("explaining", len(indices) if indices else EXPLAINED) as advance:
         path = write_report(run_dir, out, indices, progress=advance)
     click.echo(f"wrote {path}")
+
+
+def _planned(images) -> list[str]:
+    """The PNG names an input image could collide with: filters.png and the per-image ones (a lower bound)."""
+    from ..explain import _slug
+
+    return ["filters.png"] + [f"{_slug(Path(image).stem)}-{part}.png" for image in images for part in ("top", "attribution")]
 
 
 @contextlib.contextmanager

@@ -98,15 +98,16 @@ class LiveReport:
         self._write(run, live=True)
 
     def finish(self, run, test) -> None:
-        self._write(run, live=False)  # the module holds the best weights now
+        self._write(run, live=False)  # the module holds the best weights now (the last ones without a test split)
 
     def _write(self, run, live: bool) -> None:
         explainer, samples = None, []
         if run.task.kind == "classes":
             explainer = Explainer(run.net, run.module, run.classes, run.mean, run.std, run.device)
-            split = "test" if "test" in run.x else "val"
-            x, y = run.x[split][:STRIP].cpu().float(), run.y[split][:STRIP].cpu()
-            samples = [Sample(f"{split} {i}", x[i], int(y[i])) for i in range(len(x))]
+            split = next((name for name in ("test", "val") if name in run.x), None)  # a run may hold neither
+            if split is not None:
+                x, y = run.x[split][:STRIP].cpu().float(), run.y[split][:STRIP].cpu()
+                samples = [Sample(f"{split} {i}", x[i], int(y[i])) for i in range(len(x))]
         try:
             write(run.run_dir / "report.html", build(run.run_dir, explainer, samples[:EXPLAINED], samples, live))
         finally:

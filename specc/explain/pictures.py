@@ -30,14 +30,14 @@ def pyplot():
 def save(figure, path: Path) -> None:
     """Written beside `path` and renamed over it, as the run's other files are."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.png")
-    figure.savefig(tmp, dpi=100)
+    figure.savefig(tmp, dpi=100, bbox_inches="tight")  # long titles of small grids stay whole
     pyplot().close(figure)
     os.replace(tmp, path)
 
 
 def png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     pyplot().close(figure)
     return buffer.getvalue()
 

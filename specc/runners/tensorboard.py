@@ -54,12 +54,15 @@ class Board:
         self.writer.flush()  # a TensorBoard open beside the run sees each epoch as it ends
 
     def finish(self, run, test) -> None:
-        if self.writer is not None:
+        """The test figures (of the best epoch's weights, at that epoch), where there is a test split."""
+        if self.writer is None:
+            return
+        if test is not None:
             for key, value in test.metrics.items():
                 if value is not None:
                     self.writer.add_scalar(f"{key}/test", value, run.best_epoch)
             self.writer.add_scalar("loss/test", test.loss, run.best_epoch)
-            self.writer.close()
+        self.writer.close()
 
 
 def first_filters(network, module: torch.nn.Module) -> tuple[str, torch.Tensor] | None:

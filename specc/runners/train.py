@@ -367,6 +367,7 @@ class _Run(RunFiles):
 
     def _final_test(self) -> Evaluation | None:
         if "test" not in self.x or not self.best_epoch:
+            self._draw_test(None)
             return None
         weights, _ = checkpoint.load(self.run_dir / "best.safetensors")
         self.module.load_state_dict(weights)
@@ -378,8 +379,8 @@ class _Run(RunFiles):
         write_text(self.run_dir / "test.json", json.dumps(record) + "\n")
         return test
 
-    def _draw_test(self, test: Evaluation) -> None:
-        if self.task.kind == "classes":
+    def _draw_test(self, test: Evaluation | None) -> None:
+        if test is not None and self.task.kind == "classes":
             from .mistakes import write_pictures
 
             write_pictures(self.module, self.x["test"], self.y["test"], self.normalise, self.classes, self.run_dir)
