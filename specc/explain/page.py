@@ -164,7 +164,16 @@ def _table(net) -> str:
     return f'<h2>Layers (specc check)</h2><table><tr>{head}</tr>{rows}</table><p class="note">{totals}</p>'
 
 
+_DIAGRAMS: dict[str, str] = {}  # spec text -> its section: a live page refreshed each epoch runs `dot` once
+
+
 def _diagram(net) -> str:
+    if net.source.text not in _DIAGRAMS:
+        _DIAGRAMS[net.source.text] = _draw_diagram(net)
+    return _DIAGRAMS[net.source.text]
+
+
+def _draw_diagram(net) -> str:
     try:
         from ..draw import to_svg  # specc draw, where it is installed with Graphviz's dot
     except ImportError:
