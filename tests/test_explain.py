@@ -89,8 +89,11 @@ def test_feature_maps_are_the_activations_computed_by_hand(explainer):
     by_hand = torch.relu(F.conv2d((x[None] - BACKGROUND) / 1.0, conv.weight, conv.bias, padding=1))[0].detach()
     torch.testing.assert_close(maps, by_hand)
     grid = pictures.feature_grid(maps, "relu1", x, "sample")
-    shown = [ax.images[0].get_array() for ax in grid.axes[1:] if ax.images]
-    assert np.allclose(shown[0], by_hand[0].numpy())
+    assert np.allclose(grid.axes[1].images[0].get_array()[:12, :12], by_hand[0].numpy())
+    several = torch.rand(5, 3, 4)  # tiled three to a row, a blank line between neighbours
+    tiles, columns = pictures.mosaic(several)
+    assert columns == 3 and tiles.shape == (2 * 4 - 1, 3 * 5 - 1)
+    assert np.array_equal(tiles[4:7, 5:9], several[4].numpy()) and np.isnan(tiles[3]).all() and np.isnan(tiles[4:, 10:]).all()
 
 
 def test_feature_layers_pass_a_batchnorm_and_a_wrong_name_gets_a_suggestion():

@@ -109,6 +109,8 @@ def test_the_report_is_self_contained(run):
     assert "http://" not in page and "https://" not in page and 'http-equiv="refresh"' not in page  # the final page stays still
     for shown in ("network tiny", "conv1", "Training curves", "Confusion matrix", "What the first layer learned", "top 3 classes"):
         assert shown in page, shown
+    if shutil.which("dot"):  # specc draw's diagram, inline as SVG
+        assert '<h2>Diagram</h2><p><img alt="the network as a diagram" src="data:image/svg+xml;base64,' in page
 
 
 def test_specc_report_and_eval_pictures(run, tmp_path):

@@ -51,7 +51,7 @@ def draw(out: Path, scratch: Path, args: argparse.Namespace) -> None:
 
     explainer = Explainer.open(run / "spec.cnn", run / "best.safetensors")
     samples = from_test_split(test_split(args.data, explainer.input_shape), SAMPLES)
-    explain(explainer, samples, scratch / "explained", Settings(top=5))
+    explain(explainer, samples, scratch / "explained", Settings(layer="relu1", top=5))  # the README shows the first layer's maps
     chosen = {"filters.png": "filters.png", "test_0-top.png": "top.png", "test_0-attribution.png": "attribution.png"}
     for name, target in (chosen | {"test_1-features-relu1.png": "features.png"}).items():
         shutil.copy(scratch / "explained" / name, out / target)

@@ -85,21 +85,45 @@ def filter_grid(weights: torch.Tensor, layer: str):
 
 
 def feature_grid(maps: torch.Tensor, layer: str, x: torch.Tensor, sample: str):
-    """A layer's output maps for one sample (C x H x W), after the input image, on one shared scale."""
-    channels = maps.shape[0]
+    """A layer's output maps for one sample (C x H x W) as one mosaic on one shared scale, beside the input image.
+
+    One image of all the maps, not an axes per map: 64 small axes cost a matplotlib second each time.
+    """
+    channels, h, w = maps.shape
     shown = maps[:MAX_MAPS]
-    figure, axes = _grid(len(shown) + 1)
-    show_image(axes[0], x)
-    axes[0].set_title("input", fontsize=7)
+    tiles, columns = mosaic(shown)
+    rows = math.ceil(len(shown) / columns)
+    maps_width = min(6.0, 0.1 * tiles.shape[1] + 1.5)  # inches
+    size = (maps_width + 3.2, max(2.4, maps_width * tiles.shape[0] / tiles.shape[1] + 0.9))
+    figure, (image_ax, maps_ax) = pyplot().subplots(
+        1, 2, figsize=size, gridspec_kw={"width_ratios": [1.6, maps_width]}, constrained_layout=True
+    )
+    show_image(image_ax, x)
+    image_ax.set_title("input", fontsize=8)
     low, high = float(shown.min()), float(shown.max())
-    for i, (ax, m) in enumerate(zip(axes[1:], shown, strict=False)):
-        image = ax.imshow(m.numpy(), cmap="viridis", vmin=low, vmax=high if high > low else low + 1, interpolation="nearest")
-        ax.set_title(str(i), fontsize=6, pad=1)
-    figure.colorbar(image, ax=axes, shrink=0.8, label="activation")
-    more = f", the first {MAX_MAPS} of {channels}" if channels > MAX_MAPS else ""
-    h, w = maps.shape[1:]
+    cmap = pyplot().get_cmap("viridis").with_extremes(bad="white")  # the gaps between maps
+    image = maps_ax.imshow(tiles, cmap=cmap, vmin=low, vmax=high if high > low else low + 1, interpolation="nearest")
+    maps_ax.set_xticks([(w + 1) * c + w / 2 - 0.5 for c in range(columns)], [str(c) for c in range(columns)], fontsize=6)
+    maps_ax.set_yticks([(h + 1) * r + h / 2 - 0.5 for r in range(rows)], [str(r * columns) for r in range(rows)], fontsize=6)
+    maps_ax.tick_params(length=0)
+    maps_ax.set_frame_on(False)
+    maps_ax.set_xlabel(f"map number = row label + column label ({columns} per row)", fontsize=7)
+    figure.colorbar(image, ax=maps_ax, shrink=0.8, label="activation")
+    more = f", the first {MAX_MAPS} shown" if channels > MAX_MAPS else ""
     figure.suptitle(f"{sample}: feature maps of {layer} ({channels} maps of {h}×{w}{more}), one per filter", fontsize=9)
     return figure
+
+
+def mosaic(maps: torch.Tensor):
+    """C x H x W maps tiled row by row into one array, a NaN line between neighbours; and the tiles per row."""
+    count, h, w = maps.shape
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    tiles = torch.full((rows * (h + 1) - 1, columns * (w + 1) - 1), float("nan"))
+    for i, m in enumerate(maps):
+        r, c = divmod(i, columns)
+        tiles[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = m
+    return tiles.numpy(), columns
 
 
 def attribution(x: torch.Tensor, sample: str, target_name: str, occluded, saliency: torch.Tensor, cam: tuple[str, torch.Tensor]):
