@@ -30,14 +30,14 @@ def pyplot():
 def save(figure, path: Path) -> None:
     """Written beside `path` and renamed over it, as the run's other files are."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.png")
-    figure.savefig(tmp, dpi=100, bbox_inches="tight")  # long titles of small grids stay whole
+    figure.savefig(tmp, dpi=100)
     pyplot().close(figure)
     os.replace(tmp, path)
 
 
 def png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=80)
     pyplot().close(figure)
     return buffer.getvalue()
 
@@ -55,7 +55,9 @@ def show_image(ax, x: torch.Tensor) -> None:
 def _grid(n: int, cell: float = 1.1, extra_width: float = 0.8):
     columns = math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
-    figure, axes = pyplot().subplots(rows, columns, figsize=(columns * cell + extra_width, rows * cell + 0.9), squeeze=False)
+    # At least 5 inches wide, so that a grid of four keeps its title whole.
+    size = (max(columns * cell + extra_width, 5.0), rows * cell + 0.9)
+    figure, axes = pyplot().subplots(rows, columns, figsize=size, squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -114,6 +116,23 @@ def feature_grid(maps: torch.Tensor, layer: str, x: torch.Tensor, sample: str):
     return figure
 
 
+def tiled(images: list[torch.Tensor], columns: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """C x H x W images (grey or RGB, in [0, 1]) as one RGB picture on white, a label's height above each row;
+    and each image's top-left corner in it."""
+    _, h, w = images[0].shape
+    above = max(2, math.ceil(0.45 * h))  # room for two lines of label
+    rows = math.ceil(len(images) / columns)
+    picture = torch.ones(rows * (h + above), columns * (w + 1) - 1, 3)
+    places = []
+    for i, x in enumerate(images):
+        r, c = divmod(i, columns)
+        top, left = r * (h + above) + above, c * (w + 1)
+        rgb = x.float().clamp(0, 1).expand(3, h, w) if x.shape[0] == 1 else x[:3].float().clamp(0, 1)
+        picture[top : top + h, left : left + w] = rgb.permute(1, 2, 0)
+        places.append((top, left))
+    return picture, places
+
+
 def mosaic(maps: torch.Tensor):
     """C x H x W maps tiled row by row into one array, a NaN line between neighbours; and the tiles per row."""
     count, h, w = maps.shape
@@ -150,7 +169,9 @@ def top_classes(x: torch.Tensor, sample: str, probabilities: torch.Tensor, class
     """The image beside bars of its k most probable classes; the true class, where known, in green, a wrong top class in red."""
     k = min(k, len(classes))
     values, indices = probabilities.topk(k)
-    figure, (image_ax, bars_ax) = pyplot().subplots(1, 2, figsize=(7.5, 0.35 * k + 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    figure, (image_ax, bars_ax) = pyplot().subplots(
+        1, 2, figsize=(7.5, 0.35 * k + 2.2), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained"
+    )
     show_image(image_ax, x)
     truth = f"true class: {classes[label]}" if label is not None else "true class not given"
     image_ax.set_title(f"{sample}\n{truth}", fontsize=9)
@@ -167,5 +188,4 @@ def top_classes(x: torch.Tensor, sample: str, probabilities: torch.Tensor, class
     for row, value in enumerate(values.tolist()):
         bars_ax.text(min(value + 0.02, 0.82), row, f"{value:.1%}", va="center", fontsize=8)
     bars_ax.set_title(f"top {k} classes", fontsize=9)
-    figure.tight_layout()
     return figure

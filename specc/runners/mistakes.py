@@ -7,6 +7,7 @@ counted here from the predictions, the same count as the one in test.json.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -45,7 +46,7 @@ def confusion_figure(counts: torch.Tensor, classes: list[str]):
 
     n = len(classes)
     size = min(max(4.5, 0.55 * n + 2.5), 14)
-    figure, ax = pyplot().subplots(figsize=(size + 1, size))
+    figure, ax = pyplot().subplots(figsize=(size + 1, size), layout="constrained")
     rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
     image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     if n <= 20:  # the counts fit in their cells
@@ -60,20 +61,32 @@ def confusion_figure(counts: torch.Tensor, classes: list[str]):
     heading = f"confusion matrix: {counts.sum().item():,} test samples, accuracy {accuracy:.1%}"
     ax.set_title(f"{heading}\n(numbers: counts; colour: share of the true class)", fontsize=9)
     figure.colorbar(image, ax=ax, shrink=0.8, label="share of the row")
-    figure.tight_layout()
     return figure
 
 
 def mistakes_figure(shown: list[tuple[torch.Tensor, str, str, float]], wrong: int, total: int):
-    """The most confidently misclassified samples, each titled with its true and predicted class."""
-    from ..explain.pictures import _grid, show_image
+    """The most confidently misclassified samples in one image, each labelled with its true and predicted class.
 
-    figure, axes = _grid(max(len(shown), 1), cell=1.6, extra_width=0)
-    for ax, (x, true, predicted, confidence) in zip(axes, shown, strict=False):
-        show_image(ax, x)
-        ax.set_title(f"true: {true}\npred: {predicted} {confidence:.0%}", fontsize=6, color="darkred")
+    One axes and a text per sample, not an axes per sample: every run draws this, and sixteen axes
+    cost a second of matplotlib each time.
+    """
+    from ..explain.pictures import pyplot, tiled
+
+    heading = f"the {len(shown)} most confident mistakes ({wrong:,} of {total:,} test samples are wrong)"
     if not shown:
-        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    figure.suptitle(f"the {len(shown)} most confident mistakes ({wrong:,} of {total:,} test samples are wrong)", fontsize=9)
-    figure.tight_layout()
+        figure, ax = pyplot().subplots(figsize=(5.5, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        figure.suptitle(heading, fontsize=9)
+        return figure
+    columns = min(len(shown), 4)
+    image, places = tiled([x for x, *_ in shown], columns)
+    figure, ax = pyplot().subplots(figsize=(1.6 * columns + 0.4, 1.8 * math.ceil(len(shown) / columns) + 0.5), layout="constrained")
+    ax.imshow(image, interpolation="nearest")
+    ax.axis("off")
+    width = shown[0][0].shape[-1]
+    for (top, left), (_, true, predicted, confidence) in zip(places, shown, strict=True):
+        label = f"true: {true}\npred: {predicted} {confidence:.0%}"
+        ax.text(left + width / 2, top - 0.8, label, ha="center", va="bottom", fontsize=6, color="darkred")
+    figure.suptitle(heading, fontsize=9)
     return figure
