@@ -116,7 +116,7 @@ def feature_grid(maps: torch.Tensor, layer: str, x: torch.Tensor, sample: str):
     return figure
 
 
-def tiled(images: list[torch.Tensor], columns: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+def tiled(images: list[torch.Tensor], columns: int):
     """C x H x W images (grey or RGB, in [0, 1]) as one RGB picture on white, a label's height above each row;
     and each image's top-left corner in it."""
     _, h, w = images[0].shape
@@ -130,7 +130,7 @@ def tiled(images: list[torch.Tensor], columns: int) -> tuple[torch.Tensor, list[
         rgb = x.float().clamp(0, 1).expand(3, h, w) if x.shape[0] == 1 else x[:3].float().clamp(0, 1)
         picture[top : top + h, left : left + w] = rgb.permute(1, 2, 0)
         places.append((top, left))
-    return picture, places
+    return picture.numpy(), places
 
 
 def mosaic(maps: torch.Tensor):

@@ -50,6 +50,7 @@ from .losses import Evaluation, Task, choose, logits_model
 from .optim import build_optimizer, build_scheduler, decayed
 from .precision import autocast_dtype, precision_name
 from .rundir import RunFiles, check_out, new_run_dir, resumed, write_text
+from .watchers import draw_test, watching
 
 DUMP_ENV = "SPECC_TEST_DUMP_DIR"  # tests only: every rank writes its final weights there
 
@@ -98,7 +99,7 @@ def train(
     `tensorboard`: a folder for TensorBoard event files; `report`: keep report.html in the run directory.
     """
     flags = flags or {}
-    watchers = _watchers(tensorboard, report)  # a missing package is refused before anything is read or written
+    watchers = watching(tensorboard, report)  # a missing package is refused before anything is read or written
     net, config = _spec_and_config(spec, flags, resume, int(os.environ.get("WORLD_SIZE", "1")))
     inputs = _inputs(spec, flags, init_from)
     if resume is None:
@@ -112,20 +113,6 @@ def train(
         return result
     finally:
         session.close()
-
-
-def _watchers(tensorboard: str | Path | None, report: bool) -> list:
-    """What follows the run besides its reporter: TensorBoard event files, the report page."""
-    watchers = []
-    if tensorboard is not None:
-        from .tensorboard import Board
-
-        watchers.append(Board(tensorboard))
-    if report:
-        from ..explain.page import LiveReport
-
-        watchers.append(LiveReport())
-    return watchers
 
 
 def preflight(spec, flags: dict[str, Any], resume: str | Path | None, world_size: int, out=None, init_from=None) -> None:
@@ -380,12 +367,7 @@ class _Run(RunFiles):
         return test
 
     def _draw_test(self, test: Evaluation | None) -> None:
-        if test is not None and self.task.kind == "classes":
-            from .mistakes import write_pictures
-
-            write_pictures(self.module, self.x["test"], self.y["test"], self.normalise, self.classes, self.run_dir)
-        for watcher in self.watchers:
-            watcher.finish(self, test)
+        draw_test(self, test)
 
     def _info(self, first_epoch: int) -> dict[str, Any]:
         params = sum(p.numel() for p in self.module.parameters())
