@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..api import Net, load
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, UsageError, printable
 from ..ir import Layer
 from ..layers import Activation
 from ..suggest import did_you_mean
@@ -62,7 +62,8 @@ class Explainer:
                 f"{net.name} takes {_dims(shape)} samples; explain draws 2-D images (C×H×W)",
                 hint="filters, feature maps and occlusion are pictures of images: use a network whose input is C×H×W",
             )
-        self.net, self.module, self.classes, self.mean = net, module, classes, mean
+        self.net, self.module, self.mean = net, module, mean
+        self.classes = [printable(name) for name in classes]  # drawn as titles: a control character has no glyph
         self.device = torch.device(device)
         self.probabilities_model = _Normalised(module, mean, std, probabilities=True).to(self.device).eval()
         self.logits_model = _Normalised(module, mean, std, probabilities=False).to(self.device).eval()

@@ -30,8 +30,10 @@ def confusion_counts(predicted: torch.Tensor, true: torch.Tensor, classes: int) 
 
 def write_pictures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalise, classes: list[str], folder: Path) -> None:
     """confusion.png and mistakes.png of a classifier (logits out) on raw test samples `x` with labels `y`."""
+    from ..errors import printable
     from ..explain import pictures
 
+    classes = [printable(name) for name in classes]  # a control character in a name has no glyph to draw
     probabilities = predict_probabilities(model, x, normalise)
     confidence, predicted = probabilities.max(dim=1)
     pictures.save(confusion_figure(confusion_counts(predicted, y, len(classes)), classes), folder / "confusion.png")
