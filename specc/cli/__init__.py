@@ -29,6 +29,7 @@ _VERBS = {
     "export": ("ship", "export"),
     "predict": ("ship", "predict"),
     "bench": ("ship", "bench"),
+    "import": ("importer", "import_"),
     "lsp": ("lsp", "lsp"),
     "explain": ("explain", "explain"),
     "report": ("explain", "report"),

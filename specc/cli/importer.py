@@ -1,0 +1,37 @@
+"""`specc import`: an ONNX model to a `.cnn` spec and, on request, its weights as safetensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("import")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", "--out", "output", type=click.Path(dir_okay=False), help="The spec to write [default: MODEL's name with .cnn]."
+)
+@click.option("--weights", type=click.Path(dir_okay=False), help="Also write the graph's initialisers as weights (.safetensors).")
+@click.option("--input", "input_shape", help="The input size CxHxW, where the graph's is symbolic (e.g. 3x224x224).")
+def import_(model: str, output: str | None, weights: str | None, input_shape: str | None):
+    """Write the ONNX graph MODEL as a spec: residual and concat groups, layer names from the graph."""
+    from ..errors import UsageError
+    from ..importers import import_onnx, write
+    from ..outputs import refuse_replacing
+
+    output = output or Path(model).with_suffix(".cnn").name
+    refuse_replacing({"-o": output, "--weights": weights}, {"the model": model})
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = tuple(int(n) for n in input_shape.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"--input {input_shape} is not a size", hint="write it as C x H x W, e.g. --input 3x224x224") from None
+    imported = import_onnx(model, Path(output).stem, shape)
+    write(imported, output, weights)
+    report = imported.net.check()
+    layers = len(imported.net.network.layers())
+    click.echo(f"wrote {output}: {layers} layers, {report.total_params:,} parameters, {len(imported.text.splitlines())} lines")
+    if weights:
+        click.echo(f"wrote {weights}: {len(imported.tensors)} tensors")

@@ -1,0 +1,72 @@
+"""`specc import`: an ONNX graph back to a `.cnn` spec, and its initialisers to specc's weights.
+
+graph.py walks the graph (groups where branches meet), ops.py converts one operator at a time,
+writer.py writes the spec and names the tensors. Nothing is written unless the spec checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SpeccError, UsageError
+from .graph import OnnxGraph, Walker, load
+from .ops import convert
+from .writer import legal_names, named_tensors, network_name, spec_text
+
+
+@dataclass
+class Imported:
+    text: str  # the spec, checked and formatted
+    net: object  # the specc.Net it parses to
+    tensors: dict  # parameter name -> torch tensor, as net.to_torch().state_dict() names them
+
+
+def import_onnx(path: str | Path, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> Imported:
+    from ..api import loads
+    from ..fmt import format_text
+
+    path = Path(path)
+    graph = OnnxGraph(load(path))
+    shape = _input_shape(graph, input_shape)
+    body = Walker(graph, convert).walk(graph.input, graph.output)
+    legal_names(body)
+    spec_name = network_name(name or path.stem)
+    for named in (True, False):  # a graph's names could still clash with specc's own; then none are kept
+        text = format_text(spec_text(spec_name, shape, body, path.name, named))
+        net = loads(text, f"{spec_name}.cnn")
+        try:
+            net.check()
+            break
+        except SpeccError:
+            if not named:
+                raise
+    return Imported(text, net, named_tensors(net, body))
+
+
+def _input_shape(graph: OnnxGraph, given: tuple[int, ...] | None) -> tuple[int, ...]:
+    dims = graph.shapes[graph.input][1:]
+    if given is not None:
+        if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given, strict=True)):
+            shown = "x".join("?" if d is None else str(d) for d in dims)
+            raise UsageError(f"--input {'x'.join(map(str, given))} does not fit the graph's input {shown}")
+        return given
+    if None in dims or not dims:
+        raise UsageError("the graph's input size is symbolic", hint="give it with --input, e.g. --input 3x224x224")
+    return tuple(dims)
+
+
+def write(imported: Imported, spec_path: str | Path, weights_path: str | Path | None = None) -> None:
+    """The spec, and the weights if asked for, each through a `.partial` file and a rename."""
+    from ..runners.checkpoint import save_atomic
+
+    if weights_path is not None:
+        save_atomic(Path(weights_path), imported.tensors, {"specc.network": imported.net.name})
+    spec_path = Path(spec_path)
+    partial = spec_path.with_name(spec_path.name + ".partial")
+    try:
+        partial.write_text(imported.text, encoding="utf-8")
+        os.replace(partial, spec_path)
+    finally:
+        partial.unlink(missing_ok=True)

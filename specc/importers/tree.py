@@ -1,0 +1,40 @@
+"""What the importer builds between the ONNX graph and the spec text: layers and groups, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Layer:
+    """One spec line: `name: kind args`, and the tensors it carries by torch parameter name."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)  # only those that differ from the kind's defaults
+    name: str | None = None
+    tensors: dict[str, Any] = field(default_factory=dict)  # "weight", "bias", "running_mean", ... -> numpy array
+
+
+@dataclass
+class Group:
+    """`residual`, `concat`, `gate` or `seq`: branches for concat, one body otherwise."""
+
+    kind: str
+    branches: list[list[Statement]]
+    words: str = ""  # what follows the kind on its line: `shortcut=project`
+    shortcut: list[Layer] = field(default_factory=list)  # residual: the projection's conv and batchnorm
+
+
+Statement = Layer | Group
+
+
+def layers_in_order(statements: list[Statement]):
+    """Layers in specc's execution order: a residual's shortcut after its body."""
+    for st in statements:
+        if isinstance(st, Layer):
+            yield st
+        else:
+            for branch in st.branches:
+                yield from layers_in_order(branch)
+            yield from st.shortcut

@@ -1,0 +1,105 @@
+"""The spec text of an imported network, and its tensors under the names specc's torch module uses."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import EXIT_FAILURE, SpeccError
+from ..layers import KINDS
+from .tree import Layer, Statement, layers_in_order
+
+_POSITIONAL = {"fc": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
+_WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
+
+
+def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True) -> str:
+    lines = [f"# Imported by `specc import` from {origin}.", f"network {name}", f"input {'x'.join(map(str, input_shape))}", ""]
+    lines += _statements(body, 0, named)
+    return "\n".join(lines) + "\n"
+
+
+def _statements(body: list[Statement], depth: int, named: bool) -> list[str]:
+    pad, out = "    " * depth, []
+    for st in body:
+        if isinstance(st, Layer):
+            out.append(pad + _layer(st, named))
+        elif st.kind == "concat":
+            out.append(pad + "concat {")
+            for branch in st.branches:
+                if len(branch) == 1:
+                    out += _statements(branch, depth + 1, named)
+                else:
+                    out += ["    " * (depth + 1) + "seq {", *_statements(branch, depth + 2, named), "    " * (depth + 1) + "}"]
+            out.append(pad + "}")
+        else:
+            out += [pad + " ".join(filter(None, (st.kind, st.words, "{"))), *_statements(st.branches[0], depth + 1, named), pad + "}"]
+    return out
+
+
+def _layer(layer: Layer, named: bool) -> str:
+    words = [layer.kind]
+    for field, value in layer.args.items():
+        if field == _POSITIONAL.get(layer.kind):
+            words.append(_value(value))
+        elif field in _WORDS:
+            words.append(field)
+        else:
+            words.append(f"{field}={_value(value)}")
+    label = f"{layer.name}: " if named and layer.name else ""
+    return label + " ".join(words)
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if "e" not in f"{value:g}" else repr(value)
+    return str(value)
+
+
+def legal_names(body: list[Statement]) -> None:
+    """Layer names from the graph, made legal (letters, digits, _) and unique; kind names are left unnamed."""
+    taken: set[str] = set()
+    for layer in layers_in_order(body):
+        if layer.name is None:
+            continue
+        name = re.sub(r"\W+", "_", layer.name).strip("_")
+        name = f"l{name}" if name[:1].isdigit() else name
+        if not name or name in KINDS or re.fullmatch(r"[a-z]+\d*", name) and name.rstrip("0123456789") in KINDS:
+            layer.name = None  # `conv3` would collide with the names specc gives unnamed layers
+            continue
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique)
+        layer.name = unique
+
+
+def network_name(stem: str) -> str:
+    name = re.sub(r"\W+", "_", stem).strip("_") or "imported"
+    return f"net_{name}" if name[0].isdigit() else name
+
+
+def named_tensors(net, body: list[Statement]) -> dict:
+    """The imported tensors under the names of `net`'s torch module, checked against its state dict."""
+    import numpy as np
+    import torch
+
+    ours = list(layers_in_order(body))
+    theirs = net.network.layers()
+    if [layer.kind for layer in ours] != [KINDS[layer.kind.name].name for layer in theirs]:
+        raise SpeccError("the imported spec's layers do not line up with the graph's: a bug in specc import", exit_code=EXIT_FAILURE)
+    tensors = {}
+    for mine, built in zip(ours, theirs, strict=True):
+        for role, array in mine.tensors.items():
+            tensors[f"{built.name}.{role}"] = torch.from_numpy(np.array(array, dtype=np.float32))
+        if mine.kind == "batchnorm":
+            tensors[f"{built.name}.num_batches_tracked"] = torch.tensor(0)
+    expected = net.to_torch().state_dict()
+    wrong = sorted(set(expected) ^ set(tensors)) + [n for n in expected if n in tensors and expected[n].shape != tensors[n].shape]
+    if wrong:
+        raise SpeccError(
+            f"the imported weights do not fit the imported spec ({', '.join(wrong[:4])}): a bug in specc import", exit_code=EXIT_FAILURE
+        )
+    return tensors

@@ -1,0 +1,177 @@
+"""`specc import`: specs exported to ONNX (random weights, batchnorm statistics too) come back as
+specs with the same check report and, with the imported weights, onnxruntime's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+
+import specc  # noqa: E402
+from specc.backends.onnx import export  # noqa: E402
+from specc.cli import main  # noqa: E402
+from specc.errors import SpeccError  # noqa: E402
+from specc.importers import import_onnx  # noqa: E402
+from specc.runners.checkpoint import save_atomic  # noqa: E402
+
+SPECS = Path(__file__).parent.parent / "specs"
+ROUND_TRIP = ["convnetjs_cifar10", "lecture_convnet", "lenet5", "fashion", "inception_mini", "dna_cnn1d"]
+SLOW_ROUND_TRIP = ["resnet18", "keras_mnist"]
+# Specs the importer cannot bring back yet, and why. The list only shrinks: a listed spec that imports fails the test.
+NOT_YET = {
+    "zoo_tour": "GELU arrives as Div, Erf, Add, Mul and maxout as Reshape, ReduceMax: no pattern for either yet",
+    "unet": "ConvTranspose (deconv) has no converter yet",
+}
+
+
+def _random_weights(net, path: Path) -> None:
+    """Batchnorm statistics and scales made random, so that a folded batchnorm is not the identity."""
+    generator = torch.Generator().manual_seed(0)
+    state = net.to_torch().state_dict()
+    batchnorms = {name.rsplit(".", 1)[0] for name in state if name.endswith("running_var")}
+    for name, tensor in state.items():
+        owner, role = name.rsplit(".", 1)
+        if owner in batchnorms and tensor.is_floating_point():
+            noise = torch.rand(tensor.shape, generator=generator)
+            state[name] = noise + 0.5 if role in ("weight", "running_var") else noise - 0.5
+    save_atomic(path, state)
+
+
+def _round_trip(name: str, tmp_path: Path):
+    original = specc.load(next(SPECS.rglob(f"{name}.cnn")))
+    weights, model = tmp_path / f"{name}.safetensors", tmp_path / f"{name}.onnx"
+    _random_weights(original, weights)
+    export(original, model, weights)
+    return original, model, import_onnx(model, name)
+
+
+def _rows(net):
+    # Dropout is the identity at inference, and the exporter leaves it out of the graph.
+    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs) for layer in net.network.layers() if layer.kind.name != "dropout"]
+
+
+def _assert_same_network(name: str, tmp_path: Path) -> None:
+    original, model, imported = _round_trip(name, tmp_path)
+    imported.net.check()
+    assert _rows(imported.net) == _rows(original)
+    assert imported.net.check().total_params == original.check().total_params
+    torch_model = imported.net.to_torch().eval()
+    torch_model.load_state_dict(imported.tensors)
+    x = np.random.default_rng(1).standard_normal((2, *original.input_shape)).astype(np.float32)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        got = torch_model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_round_trip(name, tmp_path):
+    _assert_same_network(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW_ROUND_TRIP)
+def test_round_trip_larger(name, tmp_path):
+    _assert_same_network(name, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(NOT_YET))
+def test_not_yet_supported(name, tmp_path):
+    with pytest.raises(SpeccError):
+        _round_trip(name, tmp_path)
+
+
+def test_every_spec_is_tested_or_listed():
+    hand_written = {p.stem for p in SPECS.glob("*.cnn")}
+    assert hand_written == set(ROUND_TRIP) | set(SLOW_ROUND_TRIP) | set(NOT_YET) | {"resnet34", "resnet50", "voxnet3d"}
+
+
+def test_groups_and_names_read_as_written(tmp_path):
+    _, _, imported = _round_trip("inception_mini", tmp_path)
+    assert "concat {" in imported.text and "seq {" in imported.text
+    assert imported.text == specc.fmt.format_text(imported.text)
+
+
+# --- graphs specc cannot express: named, exit 2, nothing written ---------------
+
+
+def _graph(nodes, inputs, outputs, initializers=()):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, inputs)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, outputs)
+    return helper.make_model(helper.make_graph(nodes, "g", [x], [y], list(initializers)), opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _unsupported():
+    w = onnx.numpy_helper.from_array(np.zeros((1, 4, 4), np.float32), "w")
+    r = onnx.numpy_helper.from_array(np.zeros((1, 4, 1), np.float32), "r")
+    conv_w = onnx.numpy_helper.from_array(np.zeros((2, 3, 3, 3), np.float32), "cw")
+    idx = onnx.numpy_helper.from_array(np.array([0, 1], np.int64), "idx")
+    return {
+        "matmul": (
+            _graph(
+                [helper.make_node("Relu", ["x"], ["a"], "/attn/Relu"), helper.make_node("MatMul", ["a", "a"], ["y"], "/attn/MatMul")],
+                [1, 4, 4],
+                [1, 4, 4],
+            ),
+            "graph node /attn/MatMul: MatMul of two activations is not a specc layer",
+        ),
+        "gather": (
+            _graph([helper.make_node("Gather", ["x", "idx"], ["y"], "/pick/Gather")], [1, 4], [2, 4], [idx]),
+            "graph node /pick/Gather: Gather",
+        ),
+        "lstm": (
+            _graph([helper.make_node("LSTM", ["x", "w", "r"], ["y"], "/rnn/LSTM", hidden_size=1)], [1, 2, 4], [1, 1, 2, 1], [w, r]),
+            "graph node /rnn/LSTM: LSTM is not a specc layer (a recurrent layer)",
+        ),
+        "pads": (
+            _graph(
+                [helper.make_node("Conv", ["x", "cw"], ["y"], "/c/Conv", kernel_shape=[3, 3], pads=[0, 0, 1, 1])],
+                [1, 3, 8, 8],
+                [1, 2, 7, 7],
+                [conv_w],
+            ),
+            "asymmetric pads [0, 0, 1, 1]",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["matmul", "gather", "lstm", "pads"])
+def test_unsupported_graph_is_named_and_nothing_written(case, tmp_path):
+    model, message = _unsupported()[case]
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    result = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / "m.cnn"), "--weights", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_missing_and_truncated_files(tmp_path):
+    missing = CliRunner().invoke(main, ["import", str(tmp_path / "none.onnx")])
+    assert missing.exit_code == 2 and "no such ONNX file" in missing.output
+    cut = tmp_path / "cut.onnx"
+    onnx.save(_unsupported()["pads"][0], cut)
+    cut.write_bytes(cut.read_bytes()[:40])
+    truncated = CliRunner().invoke(main, ["import", str(cut), "-o", str(tmp_path / "cut.cnn")])
+    assert truncated.exit_code == 2 and "not a readable ONNX model" in truncated.output
+    assert not (tmp_path / "cut.cnn").exists()
+
+
+def test_cli_writes_spec_and_weights_that_load(tmp_path):
+    original = specc.load(SPECS / "lenet5.cnn")
+    export(original, tmp_path / "lenet.onnx")
+    out, weights = tmp_path / "lenet.cnn", tmp_path / "lenet.safetensors"
+    result = CliRunner().invoke(main, ["import", str(tmp_path / "lenet.onnx"), "-o", str(out), "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    net = specc.load(out)
+    export(net, tmp_path / "again.onnx", weights)  # export loads the weights by name and checks them against torch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx", "lenet.cnn", "lenet.onnx", "lenet.safetensors"]
