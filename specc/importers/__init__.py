@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpeccError, UsageError
+from ..errors import InputFileError, SpeccError, UsageError
 from .graph import OnnxGraph, Walker, load
 from .ops import convert
 from .writer import legal_names, named_tensors, network_name, spec_text
@@ -53,7 +53,7 @@ def _input_shape(graph: OnnxGraph, given: tuple[int, ...] | None) -> tuple[int, 
             raise UsageError(f"--input {'x'.join(map(str, given))} does not fit the graph's input {shown}")
         return given
     if None in dims or not dims:
-        raise UsageError("the graph's input size is symbolic", hint="give it with --input, e.g. --input 3x224x224")
+        raise InputFileError("the graph's input size is symbolic", hint="give it with --input, e.g. --input 3x224x224")
     return tuple(dims)
 
 
