@@ -234,3 +234,12 @@ def test_a_graph_from_elsewhere_with_a_symbolic_input(tmp_path):
     (want,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     with torch.no_grad():
         np.testing.assert_allclose(model(torch.from_numpy(x)).numpy(), want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+def test_graph_names_are_made_legal_and_unique():
+    from specc.importers.tree import Layer
+    from specc.importers.writer import legal_names
+
+    body = [Layer("conv", name="0.a-b"), Layer("conv", name="/0.a-b/"), Layer("fc", name="conv3"), Layer("fc", name="bn")]
+    legal_names(body)
+    assert [layer.name for layer in body] == ["l0_a_b", "l0_a_b_2", None, None]  # conv3, bn: names specc gives unnamed layers

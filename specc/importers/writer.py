@@ -10,6 +10,8 @@ from .tree import Layer, Statement, layers_in_order
 
 _POSITIONAL = {"fc": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
 _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
+# What specc names unnamed layers after (conv3, bn2): a graph name like these could collide with one.
+_AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
 
 
 def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True) -> str:
@@ -65,7 +67,7 @@ def legal_names(body: list[Statement]) -> None:
             continue
         name = re.sub(r"\W+", "_", layer.name).strip("_")
         name = f"l{name}" if name[:1].isdigit() else name
-        if not name or name in KINDS or re.fullmatch(r"[a-z]+\d*", name) and name.rstrip("0123456789") in KINDS:
+        if not name or name.rstrip("0123456789") in _AUTO_NAMES:
             layer.name = None  # `conv3` would collide with the names specc gives unnamed layers
             continue
         unique, n = name, 1
