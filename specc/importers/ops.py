@@ -107,14 +107,26 @@ def conv(node, g: OnnxGraph):
     if len(node.input) > 2 and node.input[2] and bias is None:
         raise _unexpressible(node, "Conv whose bias is computed is not a specc layer")
     if "+" in (node.name or ""):  # specc's export folded a batchnorm into this conv: give it back as a layer
-        layer = Layer("conv", {**args, "bias": False}, _name(node), {"weight": weight})
-        channels = weight.shape[0]
-        shift = bias if bias is not None else np.zeros(channels, weight.dtype)
-        stats = {"weight": np.ones(channels, weight.dtype), "bias": shift, "running_mean": np.zeros(channels, weight.dtype)}
-        stats["running_var"] = np.full(channels, 1 - BN_EPS, weight.dtype)  # (x - 0) / sqrt(var + eps) = x
-        return [layer, Layer("batchnorm", {}, _name(node, 1), stats)], node.output[0]
+        return _unfolded(node, args, weight, bias), node.output[0]
     tensors = {"weight": weight} | ({"bias": bias} if bias is not None else {})
     return [Layer("conv", args | ({} if bias is not None else {"bias": False}), _name(node), tensors)], node.output[0]
+
+
+def _unfolded(node, args: dict, weight, bias) -> list[Layer]:
+    """Conv and the batchnorm folded into it: the batchnorm as the identity plus the folded shift.
+
+    The folded bias keeps the conv's own name (`x.bias`) where the conv had one, and gets a new
+    one (`x.weight_bias`) where it had none: so the conv's `bias` comes back as it was written.
+    """
+    channels = weight.shape[0]
+    had_bias = bias is not None and node.input[2] == node.input[1].rsplit(".", 1)[0] + ".bias"
+    shift = bias if bias is not None and not had_bias else np.zeros(channels, weight.dtype)
+    conv = Layer(
+        "conv", args if had_bias else {**args, "bias": False}, _name(node), {"weight": weight} | ({"bias": bias} if had_bias else {})
+    )
+    stats = {"weight": np.ones(channels, weight.dtype), "bias": shift, "running_mean": np.zeros(channels, weight.dtype)}
+    stats["running_var"] = np.full(channels, 1 - BN_EPS, weight.dtype)  # (x - 0) / sqrt(var + eps) = x
+    return [conv, Layer("batchnorm", {}, _name(node, 1), stats)]
 
 
 @converts("BatchNormalization")
@@ -246,7 +258,9 @@ def reshape(node, g: OnnxGraph):
     features = math.prod(before[1:]) if before and None not in before[1:] else None
     if shape is not None and len(shape) == 2 and shape[0] in (-1, 0, before[0] if before else -1) and shape[1] in (-1, features):
         return [Layer("flatten")], node.output[0]
-    raise _unexpressible(node, f"Reshape to {list(shape) if shape is not None else 'a computed shape'} is not a flatten to (N, -1)")
+    raise _unexpressible(
+        node, f"Reshape to {[int(v) for v in shape] if shape is not None else 'a computed shape'} is not a flatten to (N, -1)"
+    )
 
 
 @converts("Gemm")
