@@ -126,11 +126,22 @@ class Walker:
         return out
 
     def group(self, fork: str, join) -> list[Statement]:
+        if self._is_gelu(fork, join):
+            return [Layer("gelu")]
         branches = [self.walk(fork, name) for name in self.graph.activations(join)]
         merge = _MERGES.get(join.op_type)
         if merge is None or (join.op_type == "Concat" and _axis(join) != 1):
             raise _unexpressible(join, f"{join.op_type} of {_count(branches)} activations is not a specc layer")
         return merge(join, branches)
+
+    def _is_gelu(self, fork: str, join) -> bool:
+        """x · 0.5 · (1 + erf(x / √2)): GELU as the exporter writes it before opset 20."""
+        inputs = self.graph.activations(join)
+        if join.op_type != "Mul" or len(inputs) != 2 or fork not in inputs:
+            return False
+        other = next((name for name in inputs if name != fork), fork)
+        inside = sorted(self.graph.between(fork, other), key=lambda n: self.graph.index[n])
+        return [self.graph.nodes[self.graph.index[i]].op_type for i in inside] == ["Div", "Erf", "Add", "Mul"]
 
 
 def _axis(node) -> int | None:

@@ -129,6 +129,29 @@ def _unfolded(node, args: dict, weight, bias) -> list[Layer]:
     return [conv, Layer("batchnorm", {}, _name(node, 1), stats)]
 
 
+@converts("ConvTranspose")
+def deconv(node, g: OnnxGraph):
+    weight, bias = g.constant(node, 1), g.constant(node, 2)
+    if weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
+        raise _unexpressible(node, "ConvTranspose whose filters or bias are computed is not a specc layer")
+    a, rank = attrs(node), weight.ndim - 2
+    if "output_shape" in a:
+        raise _unexpressible(node, "ConvTranspose with output_shape is not supported; export with pads and output_padding")
+    groups = int(a.get("group", 1))
+    args = {
+        "K": weight.shape[1] * groups,
+        "F": _one(node, "kernel_shape", a.get("kernel_shape", weight.shape[2:])),
+        "S": _one(node, "strides", a.get("strides", [1] * rank)),
+        "P": _padding(node, a, rank),
+        "output_padding": _one(node, "output_padding", a.get("output_padding", [0] * rank)),
+        "dilation": _one(node, "dilations", a.get("dilations", [1] * rank)),
+        "groups": groups,
+    }
+    args = {k: v for k, v in args.items() if k in ("K", "F") or v != (0 if k in ("P", "output_padding") else 1)}
+    tensors = {"weight": weight} | ({"bias": bias} if bias is not None else {})
+    return [Layer("deconv", args | ({} if bias is not None else {"bias": False}), _name(node), tensors)], node.output[0]
+
+
 @converts("BatchNormalization")
 def batchnorm(node, g: OnnxGraph):
     tensors = dict(zip(("weight", "bias", "running_mean", "running_var"), (g.constant(node, i) for i in range(1, 5)), strict=True))
@@ -154,6 +177,7 @@ CONVERTERS |= {
     "Relu": _simple("relu"),
     "Sigmoid": _simple("sigmoid"),
     "Tanh": _simple("tanh"),
+    "Gelu": _simple("gelu"),
     "HardSigmoid": _simple("hardsigmoid"),
     "HardSwish": _simple("hardswish"),
     "LeakyRelu": _simple("leakyrelu", slope=("alpha", 0.01, 0.01)),
@@ -258,9 +282,25 @@ def reshape(node, g: OnnxGraph):
     features = math.prod(before[1:]) if before and None not in before[1:] else None
     if shape is not None and len(shape) == 2 and shape[0] in (-1, 0, before[0] if before else -1) and shape[1] in (-1, features):
         return [Layer("flatten")], node.output[0]
+    maxout = _maxout(node, g, shape, before)
+    if maxout:
+        return maxout
     raise _unexpressible(
         node, f"Reshape to {[int(v) for v in shape] if shape is not None else 'a computed shape'} is not a flatten to (N, -1)"
     )
+
+
+def _maxout(node, g: OnnxGraph, shape, before):
+    """Maxout as the exporter writes it: channels reshaped to (C/k, k), then the max over the k."""
+    reduce_node = _only_user(g, node.output[0], ("ReduceMax",))
+    if shape is None or reduce_node is None or len(shape) != len(before) + 1 or None in before[1:]:
+        return None
+    axes = g.constant(reduce_node, 1)
+    axes = list(axes) if axes is not None else attrs(reduce_node).get("axes", [])
+    grouped = [int(v) for v in shape[3:]] == list(before[2:]) and shape[1] * shape[2] == before[1]
+    if not grouped or axes != [2] or attrs(reduce_node).get("keepdims", 1):
+        return None
+    return [Layer("maxout", {"K": int(shape[2])})], reduce_node.output[0]
 
 
 @converts("Gemm")

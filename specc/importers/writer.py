@@ -8,7 +8,7 @@ from ..errors import EXIT_FAILURE, SpeccError
 from ..layers import KINDS
 from .tree import Layer, Statement, layers_in_order
 
-_POSITIONAL = {"fc": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
+_POSITIONAL = {"fc": "K", "maxout": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
 _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
 # What specc names unnamed layers after (conv3, bn2): a graph name like these could collide with one.
 _AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
