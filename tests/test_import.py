@@ -33,11 +33,10 @@ NOT_YET: dict[str, str] = {}
 # specs/torchvision/ round-trips by hand (too slow for the suite; efficientnet_b0 without its residuals'
 # drop=, as stochastic depth is not in an inference graph), except TORCHVISION_NOT_YET.
 TORCHVISION_BY_HAND = ["alexnet", "densenet121", "efficientnet_b0", "googlenet", "mobilenet_v2", "mobilenet_v3_small"]
-TORCHVISION_BY_HAND += ["resnext50_32x4d", "squeezenet1_0", "vgg16", "vgg16_bn", "wide_resnet50_2"]
+TORCHVISION_BY_HAND += ["regnet_y_400mf", "resnext50_32x4d", "squeezenet1_0", "vgg16", "vgg16_bn", "wide_resnet50_2"]
 TORCHVISION_NOT_YET = {
     "convnext_tiny": "layernorm arrives as Transpose, LayerNormalization, Transpose: no pattern yet",
     "shufflenet_v2_x1_0": "channel shuffle (Reshape, Transpose, Reshape) and concat split: no pattern yet",
-    "regnet_y_400mf": "imports and computes the same, but the projection is written after the body, not shortcut_first",
 }
 
 

@@ -128,11 +128,13 @@ class Walker:
     def group(self, fork: str, join) -> list[Statement]:
         if self._is_gelu(fork, join):
             return [Layer("gelu")]
-        branches = [self.walk(fork, name) for name in self.graph.activations(join)]
+        g = self.graph
+        branches = [self.walk(fork, name) for name in g.activations(join)]
+        starts = [min((g.index[i] for i in g.between(fork, name)), default=-1) for name in g.activations(join)]
         merge = _MERGES.get(join.op_type)
         if merge is None or (join.op_type == "Concat" and _axis(join) != 1):
             raise _unexpressible(join, f"{join.op_type} of {_count(branches)} activations is not a specc layer")
-        return merge(join, branches)
+        return merge(join, branches, starts)
 
     def _is_gelu(self, fork: str, join) -> bool:
         """x · 0.5 · (1 + erf(x / √2)): GELU as the exporter writes it before opset 20."""
@@ -155,15 +157,17 @@ def _unexpressible(node, why: str) -> SpeccError:
     )
 
 
-def _residual(join, branches: list[list[Statement]]) -> list[Statement]:
+def _residual(join, branches: list[list[Statement]], starts: list[int]) -> list[Statement]:
+    """`starts`: where each branch's first node stands in the graph; a projection computed before the body is `shortcut_first`."""
     if len(branches) != 2:
         raise _unexpressible(join, f"Add of {_count(branches)} activations is not a residual")
     first, second = branches
     if not first or not second:
         return [Group("residual", [first or second])]
     if _is_projection(second) or _is_projection(first):
-        body, shortcut = (first, second) if _is_projection(second) else (second, first)
-        return [Group("residual", [body], "shortcut=project", shortcut=shortcut)]
+        (body, body_start), (shortcut, start) = sorted(zip(branches, starts, strict=True), key=lambda b: _is_projection(b[0]))
+        words = "shortcut=project shortcut_first" if start < body_start else "shortcut=project"
+        return [Group("residual", [body], words, shortcut=shortcut, shortcut_first=start < body_start)]
     raise _unexpressible(join, "Add of two computed branches is not a residual (one must be the input or a 1x1 conv and batchnorm)")
 
 
@@ -175,11 +179,11 @@ def _is_projection(branch: list[Statement]) -> bool:
     return conv.kind == "conv" and plain and bn.kind == "batchnorm" and not bn.args
 
 
-def _concat(join, branches: list[list[Statement]]) -> list[Statement]:
+def _concat(join, branches: list[list[Statement]], starts: list[int]) -> list[Statement]:
     return [Group("concat", [branch or [Layer("identity")] for branch in branches])]
 
 
-def _product(join, branches: list[list[Statement]]) -> list[Statement]:
+def _product(join, branches: list[list[Statement]], starts: list[int]) -> list[Statement]:
     """x · f(x): silu where f is a sigmoid, otherwise a gate (squeeze-and-excitation)."""
     if len(branches) == 2 and [] in branches:
         body = next(b for b in branches if b)

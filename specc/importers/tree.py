@@ -24,17 +24,19 @@ class Group:
     branches: list[list[Statement]]
     words: str = ""  # what follows the kind on its line: `shortcut=project`
     shortcut: list[Layer] = field(default_factory=list)  # residual: the projection's conv and batchnorm
+    shortcut_first: bool = False  # residual: the projection comes before the body (RegNet)
 
 
 Statement = Layer | Group
 
 
 def layers_in_order(statements: list[Statement]):
-    """Layers in specc's execution order: a residual's shortcut after its body."""
+    """Layers in specc's execution order: a residual's shortcut after its body unless `shortcut_first`."""
     for st in statements:
         if isinstance(st, Layer):
             yield st
-        else:
-            for branch in st.branches:
-                yield from layers_in_order(branch)
-            yield from st.shortcut
+            continue
+        yield from st.shortcut if st.shortcut_first else ()
+        for branch in st.branches:
+            yield from layers_in_order(branch)
+        yield from () if st.shortcut_first else st.shortcut
