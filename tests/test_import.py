@@ -65,7 +65,7 @@ def _round_trip(name: str, tmp_path: Path, text: str | None = None):
 def _rows(net):
     # Dropout and stochastic depth are the identity at inference, and the exporter leaves them out of the graph.
     kept = [layer for layer in net.network.layers() if layer.kind.name not in ("dropout", "stochastic_depth")]
-    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs) for layer in kept]
+    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs, layer.receptive_field) for layer in kept]
 
 
 def _assert_same_network(name: str, tmp_path: Path, text: str | None = None):
