@@ -4,9 +4,9 @@
     python examples/pictures/make_pictures.py /tmp/pictures --limit 600 --epochs 1   # a quick look
 
 Needs the installed Fashion-MNIST (Debian's dataset-fashion-mnist) or --data.
-Writes into OUT_DIR: curves.png, confusion.png, mistakes.png (from the run),
-filters.png, top.png, attribution.png and features.png (from explain). The run
-itself goes into a temporary folder.
+Writes into OUT_DIR: diagram.png (specc draw of the spec), curves.png, confusion.png,
+mistakes.png (from the run), filters.png, top.png, attribution.png and features.png (from
+explain). The run itself goes into a temporary folder.
 
 It lives in a folder of its own, beside the pictures it makes, because it needs
 an argument and minutes of training: tests/test_examples.py runs the scripts
@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import specc
+from specc import draw as diagram
 from specc.explain import Explainer, Settings, explain
 from specc.explain.samples import from_test_split, test_split
 from specc.runners.train import train
@@ -43,6 +45,7 @@ def main() -> None:
 
 
 def draw(out: Path, scratch: Path, args: argparse.Namespace) -> None:
+    diagram.write(specc.load(SPEC), out / "diagram.png")
     run = scratch / "run"
     flags = {"epochs": args.epochs, "limit": args.limit, "data": args.data, "precision": "fp32", "seed": 0}
     train(SPEC, flags, out=run)
