@@ -172,5 +172,7 @@ def test_the_readme_pictures_script_runs(tmp_path):
     assert (
         drawn
         == committed
-        == sorted(["attribution.png", "confusion.png", "curves.png", "features.png", "filters.png", "mistakes.png", "top.png"])
+        == sorted(
+            ["attribution.png", "confusion.png", "curves.png", "diagram.png", "features.png", "filters.png", "mistakes.png", "top.png"]
+        )
     )
