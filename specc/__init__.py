@@ -1,7 +1,7 @@
 """specc: convolutional networks written as text, checked, trained and shipped.
 
 The pipeline, one module a stage: parse -> expand -> check -> backends
-(torch, python_source, onnx) -> runners (train, evaluate, predict, bench).
+(torch, python_source, onnx) -> runners (train, evaluate, export, predict, bench).
 This package only composes them; torch is imported only by the verbs that need it.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["Net", "Predictor", "Report", "Row", "SpeccError", "export", "load", 
 def __getattr__(name: str):
     # Looked up on first use, so that `import specc` loads neither torch nor onnxruntime.
     if name == "export":
-        from .backends.onnx import export
+        from .runners.export import export
 
         return export
     if name == "Predictor":

@@ -166,3 +166,21 @@ class Network:
     def output_shape(self) -> Shape | None:
         layers = self.body
         return layers[-1].out_shape if layers else self.input_shape
+
+    @property
+    def final_layer(self) -> Layer | None:
+        """The last layer the network runs, through block calls, repeats and seqs (not inside a residual or concat)."""
+        node = self.body[-1] if self.body else None
+        while isinstance(node, Group) and node.kind in ("block", "repeat", "seq") and node.children:
+            node = node.children[-1]
+        return node if isinstance(node, Layer) else None
+
+    @property
+    def final_activation(self) -> str | None:
+        """'softmax' or 'sigmoid' where that is the last thing the network does, else None.
+
+        The one answer to "does it end in softmax": the loss folds it in, export says whether
+        the graph's outputs are probabilities, and predict reads them accordingly.
+        """
+        last = self.final_layer
+        return last.kind.name if last is not None and last.kind.name in ("softmax", "sigmoid") else None

@@ -19,7 +19,7 @@ import specc
 from specc.backends import onnx as onnx_backend
 from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, SpeccError
-from specc.runners.losses import final_layer
+from specc.runners import metadata as specc_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 # torchvision's models are exported in tests/test_zoo.py, against torchvision's own outputs: not twice.
@@ -48,9 +48,7 @@ def spec_param(path: Path):
 def class_names(net) -> int:
     """How many class names `specc train` saves for `net` on class labels: two for one sigmoid or one score."""
     shape = tuple(net.check().output_shape)
-    last = final_layer(net.network)
-    ends = last.kind.name if last is not None and last.kind.name in ("softmax", "sigmoid") else None
-    return onnx_backend.name_count(onnx_backend.task_of_spec(shape, ends), shape) or shape[0]
+    return specc_metadata.name_count(specc_metadata.task_of_spec(shape, net.network.final_activation), shape) or shape[0]
 
 
 def trained_weights(net, path: Path, **metadata) -> torch.nn.Module:
@@ -114,7 +112,7 @@ def test_every_spec_exports_matches_torch_and_keeps_its_names(path: Path, tmp_pa
     assert meta["specc.spec"] == path.read_text()
     assert json.loads(meta["specc.input_shape"]) == list(net.input_shape)
     assert json.loads(meta["specc.classes"])[-1] == f"class {class_names(net) - 1}"
-    assert meta["specc.task"] in onnx_backend.TASKS and (path.stem != "dna_cnn1d" or meta["specc.task"] == "binary")
+    assert meta["specc.task"] in specc_metadata.TASKS and (path.stem != "dna_cnn1d" or meta["specc.task"] == "binary")
     assert json.loads(meta["specc.mean"]) == [0.25] * net.input_shape[0]
     assert json.loads(meta["specc.std"]) == [0.5] * net.input_shape[0]
     assert meta["specc.epoch"] == "7" and meta["specc.version"] == specc.__version__
@@ -166,8 +164,8 @@ def test_batchnorm_folded_into_a_conv_is_named_after_both(tiny: Path, tmp_path: 
     [
         (lambda p, net: None, "no such checkpoint file"),
         (lambda p, net: p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"), "not a complete safetensors file"),
-        (lambda p, net: save_file({"head.weight": torch.zeros(3, 5)}, p), "head.weight is 3×5 in the file but 3×100"),
-        (lambda p, net: save_file({"other.weight": torch.zeros(1)}, p), "not in the spec: other.weight"),
+        (lambda p, net: save_file({"head.weight": torch.zeros(3, 5)}, p), "wrong shape: head.weight (3×5 in the file, 3×100 here)"),
+        (lambda p, net: save_file({"other.weight": torch.zeros(1)}, p), "not in the network: other.weight"),
     ],
     ids=["missing", "corrupt", "wrong-shape", "foreign"],
 )

@@ -170,7 +170,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
     def step_that_diverges_in_epoch_two(self, xb, yb):
         loss, hits = real_step(self, xb, yb)
         calls.append(1)
-        return (loss * float("nan") if len(calls) > self.steps + 3 else loss), hits
+        return (loss * float("nan") if len(calls) > self.data.steps + 3 else loss), hits
 
     monkeypatch.setattr(trainer._Run, "_step", step_that_diverges_in_epoch_two)
     with pytest.raises(SpeccError) as stopped:

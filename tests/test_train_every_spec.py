@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import specc
-from specc.runners.losses import final_layer
 from specc.runners.train import train
 
 from .helpers import invoke
@@ -30,7 +29,7 @@ def synthetic(net, folder: Path, n_train: int = 4, n_test: int = 2, float_target
     """train.npz and test.npz of random samples of the spec's input shape, with targets of its output's shape."""
     rng = np.random.default_rng(0)
     out = tuple(net.network.output_shape)
-    last = final_layer(net.network)
+    last = net.network.final_layer
     sigmoid = last is not None and last.kind.name == "sigmoid"
     folder.mkdir(parents=True)
     for name, n in (("train", n_train), ("test", n_test)):
@@ -81,7 +80,7 @@ def test_every_spec_trains_one_epoch_on_data_of_its_shape(tmp_path, spec):
 
 
 def expected_kind(net) -> str:
-    out, last = tuple(net.network.output_shape), final_layer(net.network)
+    out, last = tuple(net.network.output_shape), net.network.final_layer
     if len(out) > 1:
         return "pixels"
     if last is not None and last.kind.name == "sigmoid":

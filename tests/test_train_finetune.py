@@ -22,8 +22,8 @@ def test_init_from_loads_matching_weights_and_reports_the_rest(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert f"initialised 7 of 11 tensors from {source}" in result.output
-    assert "skipped, shape differs: fc1.weight (3×64 in the file, 16×64 here), fc1.bias (3 in the file, 16 here)" in result.output
-    assert "not in the file, left as initialised: fc2.weight, fc2.bias" in result.output
+    assert "wrong shape, skipped: fc1.weight (3×64 in the file, 16×64 here), fc1.bias (3 in the file, 16 here)" in result.output
+    assert "missing, left as initialised: fc2.weight, fc2.bias" in result.output
 
 
 def test_init_from_weights_that_share_nothing(tmp_path):

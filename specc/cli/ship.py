@@ -24,8 +24,8 @@ from .spec import _console, _load
 def export(spec: str, weights: str | None, output: str | None, opset: int):
     """Write SPEC as one ONNX file, weights inside, checked against torch with onnxruntime."""
     from ..backends.onnx import CHECK_BATCHES, TOLERANCE
-    from ..backends.onnx import export as export_onnx
     from ..outputs import refuse_replacing
+    from ..runners.export import export as export_onnx
 
     label = "-o" if output else "the default output"
     output = output or Path(spec).with_suffix(".onnx").name

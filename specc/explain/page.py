@@ -103,16 +103,16 @@ class LiveReport:
 
     def _write(self, run, live: bool) -> None:
         explainer, samples = None, []
-        if run.task.kind == "classes":
-            explainer = Explainer(run.net, run.module, run.classes, run.mean, run.std, run.device)
-            split = next((name for name in ("test", "val") if name in run.x), None)  # a run may hold neither
+        if run.data.task.kind == "classes":
+            explainer = Explainer(run.net, run.learner.module, run.data.classes, run.data.mean, run.data.std, run.device)
+            split = next((name for name in ("test", "val") if name in run.data.x), None)  # a run may hold neither
             if split is not None:
-                x, y = run.x[split][:STRIP].cpu().float(), run.y[split][:STRIP].cpu()
+                x, y = run.data.x[split][:STRIP].cpu().float(), run.data.y[split][:STRIP].cpu()
                 samples = [Sample(f"{split} {i}", x[i], int(y[i])) for i in range(len(x))]
         try:
             write(run.run_dir / "report.html", build(run.run_dir, explainer, samples[:EXPLAINED], samples, live))
         finally:
-            run.module.train()  # the explainer put it in eval mode; the next epoch trains
+            run.learner.module.train()  # the explainer put it in eval mode; the next epoch trains
 
 
 # ---- sections -------------------------------------------------------------------------

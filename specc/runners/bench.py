@@ -120,7 +120,7 @@ def measure(net: Net, batch: int = 16, iters: int = 10, threads: int | None = No
         layers, forward_ms, backward_ms = _layer_times(model, torch.randn(batch, *net.input_shape), iters, kinds)
         model.eval()
         with tempfile.TemporaryDirectory() as folder:
-            from ..backends.onnx import export
+            from .export import export
 
             path = export(net, Path(folder) / f"{net.name}.onnx").path
             session = _session(path, threads)

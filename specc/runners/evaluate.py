@@ -16,8 +16,10 @@ from torch import nn
 
 from ..errors import InputFileError, UsageError
 from ..ir import Network
-from . import checkpoint, data
+from . import data
 from .losses import Evaluation, Task, choose, logits_model
+from .metadata import read_metadata
+from .weights import load_strict, read
 
 __all__ = ["Evaluation", "Normalise", "check_train_batch", "evaluate", "evaluate_weights", "logits_model", "summarise"]
 
@@ -110,15 +112,15 @@ def evaluate_weights(
     net.check()
     if loss is None:
         loss = resolve(net.network.train, {}).loss
-    tensors, meta = checkpoint.load(Path(weights))
+    file = read(Path(weights))  # a missing or damaged file is said before the data is read
     splits = data.load_splits(data_dir, net.input_shape, val_fraction=0)
     if splits.test is None:
         raise InputFileError(f"the data ({splits.train.source}) has no test split to evaluate on", hint=data.LAYOUTS_HINT)
     task = choose(net.network, loss, splits.test.y, splits.test.classes)
-    mean, std = _normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
     model = logits_model(net.network, net.to_torch(), task)
-    _load_weights(model, tensors, Path(weights))
-    refuse_non_finite(tensors, Path(weights))
+    hint = "evaluate with the spec the weights were trained from (the run directory keeps it as spec.cnn)"
+    meta = load_strict(model, Path(weights), net.source.path, net.name, hint, file)
+    mean, std = _normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
@@ -137,8 +139,6 @@ def evaluate_weights(
 
 def _normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, channels: int) -> tuple[list[float], list[float]]:
     """The mean and std the weights were trained with; weights from elsewhere get the training data's."""
-    from ..backends.onnx import read_metadata
-
     values = read_metadata(meta, where)
     if "mean" in values and "std" in values:
         for key in ("mean", "std"):
@@ -149,32 +149,3 @@ def _normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, chan
                 )
         return values["mean"], values["std"]
     return data.normalisation(train_x)
-
-
-def refuse_non_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """NaN or infinite weights are a damaged file (or a run that diverged): say so before using them."""
-    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise InputFileError(
-            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}{more})",
-            hint="the file is damaged, or training diverged: use an earlier checkpoint, or train again with a lower learning rate",
-        )
-
-
-def _load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(name for name in set(expected) & set(tensors) if tensors[name].shape != expected[name].shape)
-    if missing or unexpected or wrong:
-        problems = [
-            f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-            for label, names in (("missing", missing), ("not in the spec", unexpected), ("of another shape", wrong))
-            if names
-        ]
-        raise InputFileError(
-            f"{path} does not hold this spec's weights ({'; '.join(problems)})",
-            hint="evaluate with the spec the weights were trained from (the run directory keeps it as spec.cnn)",
-        )
-    model.load_state_dict(tensors)

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the name every PyTorch reader knows)
 
 from ..errors import EXIT_BAD_SPEC, SpeccError
-from ..ir import Group, Layer, Network
+from ..ir import Network
 from ..shapes import shape_text
 
 AUC_BINS = 4096  # over logits -16..16: 1/128 of a logit apart
@@ -229,18 +229,10 @@ def mean_iou(confusion: torch.Tensor) -> float | None:
 # --- choosing the task --------------------------------------------------------------------
 
 
-def final_layer(network: Network) -> Layer | None:
-    """The last layer the network runs, through block calls, repeats and seqs (not inside a residual or concat)."""
-    node = network.body[-1] if network.body else None
-    while isinstance(node, Group) and node.kind in ("block", "repeat", "seq") and node.children:
-        node = node.children[-1]
-    return node if isinstance(node, Layer) else None
-
-
 def logits_model(network: Network, model: nn.Module, task: Task | None = None) -> nn.Module:
     """`model` with the final activation its loss folds in replaced by nn.Identity (by default a softmax)."""
     strip = task.strip if task is not None else "softmax"
-    last = final_layer(network)
+    last = network.final_layer
     if strip and last is not None and last.kind.name == strip:
         model.set_submodule(last.name, nn.Identity())
     return model
@@ -249,8 +241,7 @@ def logits_model(network: Network, model: nn.Module, task: Task | None = None) -
 def choose(network: Network, loss: str, y: torch.Tensor, classes: list[str], label_smoothing: float = 0.0) -> Task:
     """The task for `network` on targets `y`: `loss` is the setting (auto, cross_entropy, bce, mse)."""
     out = tuple(network.output_shape or ())
-    last = final_layer(network)
-    ends = last.kind.name if last is not None and last.kind.name in ("softmax", "sigmoid") else None
+    ends = network.final_activation
     if loss == "auto":
         loss = _automatic(out, ends, y, classes)
     fits = {"cross_entropy": _cross_entropy, "bce": _bce, "mse": _mse}[loss]

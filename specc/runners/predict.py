@@ -50,7 +50,7 @@ class Predictor:
                 f"{self.path} is an ONNX model, but not one specc exported: it has no {', '.join(missing)} metadata",
                 hint="export it with `specc export SPEC -o FILE.onnx`; predict needs the input normalisation and class names",
             )
-        from ..backends.onnx import read_metadata
+        from .metadata import read_metadata
 
         self.network = meta.get("specc.network", self.path.stem)
         self.task = meta.get("specc.task", "classes")  # files from before tasks were classifiers

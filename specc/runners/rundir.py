@@ -161,22 +161,23 @@ class RunFiles:
 
     def _write_run_files(self, init_from: str | Path | None) -> None:
         self.run_dir.joinpath("spec.cnn").write_text(self.net.source.text)
+        task = self.data.task
         resolved = self.config.model_dump() | {"lr": self.config.learning_rate, "weight_decay": self.config.decay}
         extra = {
             "network": self.net.name,
             "spec": str(self.net.source.path),
             "input_shape": list(self.net.input_shape),
-            "data_source": self.source,
-            "classes": self.classes,
-            "samples": self.counts,
-            "normalisation": {"mean": self.mean, "std": self.std},
+            "data_source": self.data.source,
+            "classes": self.data.classes,
+            "samples": self.data.counts,
+            "normalisation": {"mean": self.data.mean, "std": self.data.std},
             # resolved in the config's own words, so that --resume computes the same way
             "device": self.device.type,
-            "precision": precision_name(self.dtype),
+            "precision": precision_name(self.learner.dtype),
             "world_size": self.session.world_size,
-            "steps_per_epoch": self.steps,
+            "steps_per_epoch": self.data.steps,
             "init_from": str(init_from) if init_from else None,
-            "task": {"kind": self.task.kind, "loss": self.task.loss, "metric": self.task.metric, "described": self.task.describe()},
+            "task": {"kind": task.kind, "loss": task.loss, "metric": task.metric, "described": task.describe()},
             "specc_version": __version__,
             "torch_version": torch.__version__,
             "started": datetime.now().isoformat(timespec="seconds"),
@@ -184,12 +185,12 @@ class RunFiles:
         (self.run_dir / "config.json").write_text(json.dumps(resolved | extra, indent=2) + "\n")
 
     def _save(self, epoch: int, improved: bool) -> None:
-        weights = self.module.state_dict()
+        weights = self.learner.module.state_dict()
         tensors = {f"model/{name}": t for name, t in weights.items()} | checkpoint.rng_state_to_tensors()
-        tensors["rng/shuffle"] = self.shuffle.get_state()
+        tensors["rng/shuffle"] = self.learner.shuffle.get_state()
         meta = {"specc.epoch": str(epoch), "specc.best_epoch": str(self.best_epoch), "specc.best_score": repr(self.best_acc)}
         meta["specc.history"] = json.dumps(self.history)
-        for part, state in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
+        for part, state in (("optimizer", self.learner.optimizer), ("scheduler", self.learner.scheduler), ("scaler", self.learner.scaler)):
             more, more_meta = checkpoint.state_to_tensors(state.state_dict(), part)
             tensors |= more
             meta |= more_meta
@@ -200,12 +201,12 @@ class RunFiles:
         self._write_after_state(epoch, best=improved)
 
     def _write_after_state(self, epoch: int, best: bool) -> None:
-        weights = self.module.state_dict()
+        weights = self.learner.module.state_dict()
         checkpoint.save_atomic(self.run_dir / "last.safetensors", weights, self._weights_metadata(epoch))
         if best:
             checkpoint.save_atomic(self.run_dir / "best.safetensors", weights, self._weights_metadata(epoch))
         write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
-        write_curves(self.history, self.run_dir / "curves.png", curves_title(self.net.name, self.run_dir), self.task)
+        write_curves(self.history, self.run_dir / "curves.png", curves_title(self.net.name, self.run_dir), self.data.task)
 
     def _repair(self) -> None:
         """Bring what follows the state up to it: a kill after the state's rename left the weights, metrics
@@ -221,10 +222,10 @@ class RunFiles:
 
     def _restore(self) -> int:
         """The state of the last completed epoch, read from the run directory; that epoch's number."""
-        saved_steps = saved_config(self.run_dir).get("steps_per_epoch", self.steps)
-        if saved_steps != self.steps:
+        saved_steps = saved_config(self.run_dir).get("steps_per_epoch", self.data.steps)
+        if saved_steps != self.data.steps:
             raise UsageError(
-                f"{self.run_dir} trained on {saved_steps} batches an epoch, but its data now gives {self.steps}: "
+                f"{self.run_dir} trained on {saved_steps} batches an epoch, but its data now gives {self.data.steps}: "
                 "resuming would change its schedule",
                 hint=f"resume with the data it was trained on, or start a new run with --init-from {self.run_dir}/last.safetensors",
             )
@@ -238,12 +239,12 @@ class RunFiles:
 
     def _load_state(self) -> int:
         tensors, meta = checkpoint.load(self.run_dir / STATE_FILE)
-        self.module.load_state_dict({name[len("model/") :]: t for name, t in tensors.items() if name.startswith("model/")})
-        self.optimizer.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "optimizer"))
-        self.scheduler.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "scheduler"))
-        self.scaler.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "scaler"))
+        self.learner.module.load_state_dict({name[len("model/") :]: t for name, t in tensors.items() if name.startswith("model/")})
+        self.learner.optimizer.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "optimizer"))
+        self.learner.scheduler.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "scheduler"))
+        self.learner.scaler.load_state_dict(checkpoint.state_from_tensors(tensors, meta, "scaler"))
         checkpoint.restore_rng_state(tensors)
-        self.shuffle.set_state(tensors["rng/shuffle"])
+        self.learner.shuffle.set_state(tensors["rng/shuffle"])
         self.history = json.loads(meta["specc.history"])
         self.best_epoch, self.best_acc = int(meta["specc.best_epoch"]), float(meta["specc.best_score"])
         self.saved_epoch = int(meta["specc.epoch"])

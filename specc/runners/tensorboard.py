@@ -47,7 +47,7 @@ class Board:
                 self.writer.add_scalar(f"{metric}/{split}", value, step)
         self.writer.add_scalar("lr", row["lr"], step)
         self.writer.add_scalar("images_per_s", row["images_per_s"], step)
-        filters = first_filters(run.net.network, run.module)
+        filters = first_filters(run.net.network, run.learner.module)
         if filters is not None:
             name, images = filters
             self.writer.add_images(f"filters/{name}", images, step)

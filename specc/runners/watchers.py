@@ -27,9 +27,9 @@ def watching(tensorboard: str | Path | None, report: bool) -> list:
 
 def draw_test(run, test) -> None:
     """confusion.png and mistakes.png of a classifier's test, then the watchers' last word."""
-    if test is not None and run.task.kind == "classes":
+    if test is not None and run.data.task.kind == "classes":
         from .mistakes import write_pictures
 
-        write_pictures(run.module, run.x["test"], run.y["test"], run.normalise, run.classes, run.run_dir)
+        write_pictures(run.learner.module, run.data.x["test"], run.data.y["test"], run.data.normalise, run.data.classes, run.run_dir)
     for watcher in run.watchers:
         watcher.finish(run, test)
