@@ -15,7 +15,7 @@ import specc
 from specc.cli import main
 from specc.runners import bench
 
-from .test_export import TINY
+from .helpers import TINY_NAMED
 
 RESIDUAL = """network residual_small
 input 3x16x16
@@ -59,7 +59,7 @@ def test_measure_times_every_layer_both_ways_and_both_engines():
 
 def test_bench_prints_its_tables(tmp_path: Path):
     spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
+    spec.write_text(TINY_NAMED)
     result = CliRunner().invoke(main, ["bench", str(spec), "--iters", "1", "--batch", "2"])
     assert result.exit_code == 0, result.output
     for expected in ("features.0", "head", "total", "latency, batch 1", "throughput, batch 2", "torch eager", "onnxruntime"):
@@ -85,7 +85,7 @@ def test_both_engines_run_on_the_pinned_threads(monkeypatch):
 
     real_session = bench._session
     monkeypatch.setattr(bench, "_session", session)
-    figures = bench.measure(specc.loads(TINY, "tiny.cnn"), batch=2, iters=1, threads=1)
+    figures = bench.measure(specc.loads(TINY_NAMED, "tiny.cnn"), batch=2, iters=1, threads=1)
     assert figures.threads == 1 and sessions == [(1, 1)]  # onnxruntime's threads, and torch's while it was timed
     assert torch.get_num_threads() == before
 
@@ -94,7 +94,7 @@ def test_a_busy_machine_gets_fewer_threads_and_a_warning_before_measuring(tmp_pa
     assert bench.default_threads(None, 4) >= 1 and bench.default_threads(7.6, 8) == 1 and bench.default_threads(0.2, 1) == 1
     monkeypatch.setattr(bench, "machine_load", lambda: (5.0, 2))
     spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
+    spec.write_text(TINY_NAMED)
     result = CliRunner().invoke(main, ["bench", str(spec), "--iters", "1", "--batch", "2"])
     assert result.exit_code == 0, result.output
     assert result.stderr.index("warning: the load average is 5.00 on 2 cores") < result.stderr.index("timing tiny")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from specc.errors import EXIT_BAD_SPEC, SpeccError
 from specc.ir import RESERVED
 
 from . import reference_nets
+from .helpers import assert_standalone_file_agrees, forward_with_hooks
 
 ROOT = Path(__file__).resolve().parent.parent
 # torchvision's models over a GMAC (all but a few) cost seconds to a minute each here on two CPU cores,
@@ -32,27 +31,12 @@ SPECS = [pytest.param(path, id=path.stem) for path in sorted((ROOT / "specs").rg
 BIG = {"resnet18", "resnet34", "resnet50"}
 
 
-def _forward_with_hooks(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, tuple[int, ...]]]:
-    """Run the model once; return its output and every leaf module's output shape (sample dims only)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if name and not list(module.children()):
-            hook = lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:]))  # noqa: E731
-            handles.append(module.register_forward_hook(hook))
-    with torch.no_grad():
-        out = model(batch)
-    for h in handles:
-        h.remove()
-    return out, shapes
-
-
 @pytest.mark.parametrize("path", SPECS)
 def test_compiled_module_matches_checker(path: Path):
     net = specc.load(path)
     report = net.check()
     model = net.to_torch().eval()
-    out, shapes = _forward_with_hooks(model, torch.randn(2, *net.input_shape))
+    out, shapes = forward_with_hooks(model, torch.randn(2, *net.input_shape))
 
     assert tuple(out.shape) == (2, *report.output_shape)
     modules = dict(model.named_modules())
@@ -104,40 +88,7 @@ def test_resnet50_loads_torchvision_weights_by_order_and_agrees():
 @pytest.mark.parametrize("path", SPECS)
 def test_generated_file_stands_alone(path: Path, tmp_path: Path):
     """model.py imports in a fresh interpreter, passes ruff, and computes what to_torch() computes."""
-    _assert_standalone_file_agrees(specc.load(path), tmp_path, mode="eval")
-
-
-def _assert_standalone_file_agrees(net: specc.Net, tmp_path: Path, mode: str) -> None:
-    """Write net's model.py, lint it, and run it in a fresh interpreter in `mode` ("eval" or "train").
-
-    In train mode the state dict after the forward pass (running statistics) must agree too.
-    """
-    source = net.to_source()
-    (tmp_path / "model.py").write_text(source)
-    assert "specc" not in source.split('"""', 2)[2], "the generated file must not depend on specc"
-
-    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "model.py"], cwd=tmp_path, capture_output=True, text=True)
-    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
-
-    model = getattr(net.to_torch(), mode)()
-    torch.manual_seed(1)
-    batch = torch.randn(2, *net.input_shape)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    out = model(batch).detach()
-    torch.save({"state": state, "batch": batch, "out": out, "after": model.state_dict()}, tmp_path / "expected.pt")
-    script = (
-        "import torch, model\n"
-        "classes = [v for v in vars(model).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)]\n"
-        "m = [c for c in classes if c.__module__ == 'model'][-1]()\n"
-        "e = torch.load('expected.pt')\n"
-        "m.load_state_dict(e['state'])\n"
-        f"m.{mode}()\n"
-        "assert torch.equal(m(e['batch']), e['out'])\n"
-        "assert all(torch.equal(v, e['after'][k]) for k, v in m.state_dict().items())\n"
-        "print('same')\n"
-    )
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0 and "same" in run.stdout, run.stderr
+    assert_standalone_file_agrees(specc.load(path), tmp_path, mode="eval")
 
 
 def test_state_dict_reads_like_the_spec():
@@ -193,7 +144,7 @@ def test_every_layer_kind_compiles_in_every_rank(shape: str, init: str):
     net = specc.loads(KIND_TOUR.format(shape=shape, init=init), "tour.cnn")
     report = net.check()
     model = net.to_torch().eval()
-    out, shapes = _forward_with_hooks(model, torch.randn(2, *net.input_shape))
+    out, shapes = forward_with_hooks(model, torch.randn(2, *net.input_shape))
     assert tuple(out.shape) == (2, 3)
     assert torch.allclose(out.sum(1), torch.ones(2))
     for row in report.layers:
@@ -363,7 +314,7 @@ def test_a_frozen_batchnorm_starts_in_eval_mode():
 
 
 def test_the_generated_file_keeps_frozen_batchnorms_in_train_mode_too(tmp_path: Path):
-    _assert_standalone_file_agrees(specc.loads(FROZEN_NORMS, "tune.cnn"), tmp_path, mode="train")
+    assert_standalone_file_agrees(specc.loads(FROZEN_NORMS, "tune.cnn"), tmp_path, mode="train")
 
 
 def test_no_train_method_without_a_frozen_batchnorm():

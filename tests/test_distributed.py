@@ -1,8 +1,9 @@
 """Several processes through torchrun: DistributedDataParallel over gloo, rank 0 alone writes and prints.
 
 Each test starts two trainer processes on synthetic data; they share this
-machine's cores, so each takes some seconds. The trainer writes every
-rank's final weights where SPECC_TEST_DUMP_DIR says, for these tests only.
+machine's cores, so each takes some seconds. To compare the ranks' final
+weights, torchrun runs specc through tests/fixtures/train_dumping_weights.py,
+which writes each rank's weights into a folder of the test's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +25,11 @@ from specc.runners.train import epoch_order, preflight, train
 
 from .helpers import TINY, assert_same_weights, make_npz, quick, weights, write_spec
 
+DUMPING = Path(__file__).parent / "fixtures" / "train_dumping_weights.py"
 
-def run_in(folder, *command: str, dump=None, expect: int = 0) -> subprocess.CompletedProcess:
-    env = os.environ | ({"SPECC_TEST_DUMP_DIR": str(dump)} if dump else {})
+
+def run_in(folder, *command: str, expect: int = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
     env.pop("SPECC_DATA", None)
     done = subprocess.run(list(command), cwd=folder, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == expect, f"{done.stdout}\n{done.stderr}"
@@ -36,8 +40,8 @@ def test_two_gloo_processes_through_torchrun_end_with_identical_weights(tmp_path
     spec, data, dump = write_spec(tmp_path), make_npz(tmp_path / "data"), tmp_path / "dump"
     dump.mkdir()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    train = ["-m", "specc", "train", str(spec), "--data", str(data), "--epochs", "2", "--batch-size", "16", "--augment", "flip"]
-    done = run_in(tmp_path, *torchrun, *train, dump=dump)
+    train = [str(DUMPING), str(dump), "train", str(spec), "--data", str(data), "--epochs", "2", "--batch-size", "16", "--augment", "flip"]
+    done = run_in(tmp_path, *torchrun, *train)
     rank0, rank1 = weights(dump / "rank0.safetensors"), weights(dump / "rank1.safetensors")
     assert_same_weights(rank0, rank1)
     (run,) = (tmp_path / "runs").iterdir()  # one run directory: rank 1 made none

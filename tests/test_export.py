@@ -21,56 +21,17 @@ from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, EXIT_FAILURE, SpeccError
 from specc.runners import metadata as specc_metadata
 
+from .helpers import TINY_NAMED, class_names, trained_weights
+
 ROOT = Path(__file__).resolve().parent.parent
 # torchvision's models are exported in tests/test_zoo.py, against torchvision's own outputs: not twice.
 SPECS = sorted(p for p in (ROOT / "specs").rglob("*.cnn") if p.parent.name != "torchvision")
 HEAVY_MACS = 100_000_000  # the resnets: each export takes seconds, and their checks more
 
-TINY = """network tiny
-input 1x12x12
-features: seq {
-    conv K=4 F=3
-    batchnorm
-    relu
-}
-pool max F=2
-flatten
-head: fc 3
-softmax
-"""
-
 
 def spec_param(path: Path):
     heavy = specc.load(path).check().total_macs > HEAVY_MACS
     return pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if heavy else [])
-
-
-def class_names(net) -> int:
-    """How many class names `specc train` saves for `net` on class labels: two for one sigmoid or one score."""
-    shape = tuple(net.check().output_shape)
-    return specc_metadata.name_count(specc_metadata.task_of_spec(shape, net.network.final_activation), shape) or shape[0]
-
-
-def trained_weights(net, path: Path, **metadata) -> torch.nn.Module:
-    """A model of `net` with every parameter and batchnorm statistic random, saved as `specc train` saves it."""
-    torch.manual_seed(0)
-    model = net.to_torch()
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                # Positive running variances; everything else around its usual scale, so batchnorm folding is tested.
-                tensor.copy_(torch.rand_like(tensor) + 0.5 if name.endswith("running_var") else torch.randn_like(tensor) * 0.1)
-    channels = net.input_shape[0]
-    meta = {
-        "specc.network": net.name,
-        "specc.classes": json.dumps([f"class {i}" for i in range(class_names(net))]),
-        "specc.mean": json.dumps([0.25] * channels),
-        "specc.std": json.dumps([0.5] * channels),
-        "specc.input_shape": json.dumps(list(net.input_shape)),
-        "specc.epoch": "7",
-    } | metadata
-    save_file({name: t.contiguous() for name, t in model.state_dict().items()}, path, meta)
-    return model.eval()
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
@@ -129,7 +90,7 @@ def test_every_spec_exports_matches_torch_and_keeps_its_names(path: Path, tmp_pa
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
+    spec.write_text(TINY_NAMED)
     return spec
 
 

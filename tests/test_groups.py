@@ -19,7 +19,7 @@ from torch import nn
 
 import specc
 
-from .test_compile import _assert_standalone_file_agrees, _forward_with_hooks
+from .helpers import assert_standalone_file_agrees, forward_with_hooks
 
 
 def copy_weights(compiled: nn.Module, reference: nn.Module) -> None:
@@ -106,7 +106,7 @@ def test_a_gate_works_in_every_rank(shape: str):
     text = f"input {shape}\ngate {{\n  pool avg global\n  conv K=2 F=1\n  relu\n  conv K=4 F=1\n  sigmoid\n}}\n"
     net = specc.loads(text)
     report = net.check()
-    out, shapes = _forward_with_hooks(net.to_torch().eval(), torch.randn(2, *net.input_shape))
+    out, shapes = forward_with_hooks(net.to_torch().eval(), torch.randn(2, *net.input_shape))
     assert tuple(out.shape[1:]) == report.output_shape == net.input_shape
     assert all(shapes[row.name] == row.output_shape for row in report.layers)
 
@@ -319,7 +319,7 @@ def test_the_figures_of_every_group_match_torch_and_torchinfo():
     net = specc.loads(ALL, "groups.cnn")
     report = net.check()
     model = net.to_torch().eval()
-    out, shapes = _forward_with_hooks(model, torch.randn(2, *net.input_shape))
+    out, shapes = forward_with_hooks(model, torch.randn(2, *net.input_shape))
     assert tuple(out.shape[1:]) == report.output_shape == (4,)
     modules = dict(model.named_modules())
     for row in report.layers:
@@ -332,7 +332,7 @@ def test_the_figures_of_every_group_match_torch_and_torchinfo():
 def test_the_standalone_file_of_every_group_agrees(tmp_path: Path):
     net = specc.loads(ALL, "groups.cnn")
     assert "class StochasticDepth(nn.Module):" in net.to_source()
-    _assert_standalone_file_agrees(net, tmp_path, mode="eval")
+    assert_standalone_file_agrees(net, tmp_path, mode="eval")
 
 
 def test_every_group_exports_to_onnx_and_agrees_with_torch(tmp_path: Path):

@@ -20,7 +20,7 @@ from specc.cli import main
 from specc.errors import EXIT_BAD_SPEC, InputFileError
 from specc.runners import predict as predict_runner
 
-from .test_export import trained_weights
+from .helpers import trained_weights
 
 FASHION_TEST_IMAGES = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -20,8 +20,7 @@ from PIL import Image
 import specc
 from specc.runners.checkpoint import load as load_checkpoint
 
-from .helpers import invoke
-from .test_train_every_spec import synthetic
+from .helpers import invoke, synthetic
 
 HEAD = "input 1x8x8\nconv K=4 F=3 P=1\nrelu\n"
 SPECS = {

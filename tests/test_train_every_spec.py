@@ -17,35 +17,12 @@ import pytest
 import specc
 from specc.runners.train import train
 
-from .helpers import invoke
+from .helpers import invoke, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(ROOT.glob("specs/**/*.cnn"))
 # One training step at 224×224 takes seconds on a shared CPU: these run with the slow tests.
 SLOW = {"resnet18", "resnet34", "resnet50"}
-
-
-def synthetic(net, folder: Path, n_train: int = 4, n_test: int = 2, float_targets: bool = False) -> Path:
-    """train.npz and test.npz of random samples of the spec's input shape, with targets of its output's shape."""
-    rng = np.random.default_rng(0)
-    out = tuple(net.network.output_shape)
-    last = net.network.final_layer
-    sigmoid = last is not None and last.kind.name == "sigmoid"
-    folder.mkdir(parents=True)
-    for name, n in (("train", n_train), ("test", n_test)):
-        arrays = {"x": rng.random((n, *net.input_shape), dtype=np.float32)}
-        if len(out) > 1:
-            arrays["y"] = rng.integers(0, max(out[0], 2), (n, *out[1:]))  # one channel: foreground or not
-        elif float_targets:
-            arrays["y"] = rng.random((n, out[0]), dtype=np.float32)
-        elif sigmoid and out[0] > 1:
-            arrays["y"] = (np.arange(n * out[0]).reshape(n, out[0]) % 2).astype(np.float32)
-        else:
-            classes = 2 if out[0] == 1 else out[0]
-            arrays["y"] = np.arange(n) % classes
-            arrays["classes"] = np.array([f"class{i}" for i in range(classes)])
-        np.savez(folder / f"{name}.npz", **arrays)
-    return folder
 
 
 def one_epoch(data: Path) -> dict:
