@@ -15,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from specc.cli import main
+from specc.cli.train import RichReporter
 from specc.runners.plots import curves_title
+from specc.runners.train import train
 
-from .helpers import invoke, make_npz, write_spec
+from .helpers import invoke, make_npz, quick, write_spec
 
 
 def test_the_output_and_batch_flags_have_both_spellings_on_every_verb(tmp_path):
@@ -119,3 +121,11 @@ def test_ctrl_c_on_a_narrow_terminal_leaves_no_half_drawn_progress_bar(tmp_path)
     assert "error: training interrupted" in "\n".join(shown)
     assert not any("━" in line for line in shown), "\n".join(shown[-6:])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["network"] == "tiny"
+
+
+def test_the_progress_bar_reporter_ends_with_the_test_result(tmp_path, capsys):
+    """The bar's own task id once took the name of the training task, and the test summary failed on it."""
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    train(spec, quick(data, epochs=1), out=tmp_path / "run", reporter=RichReporter())
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "(12 samples, weights of epoch 1)" in out

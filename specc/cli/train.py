@@ -290,6 +290,7 @@ class RichReporter(PlainReporter):
     def __init__(self):
         super().__init__()
         self.bar = None
+        self.bar_task = None  # rich's id of the bar's task; self.task is the training task, which finish() reads
         self.last_draw = 0.0
 
     def epoch_start(self, epoch: int, epochs: int, images: int) -> None:
@@ -304,7 +305,7 @@ class RichReporter(PlainReporter):
             console=self._bar_console(),
             transient=True,
         )
-        self.task = self.bar.add_task("train", total=images, shown="")
+        self.bar_task = self.bar.add_task("train", total=images, shown="")
         self.bar.start()
 
     def _bar_console(self):
@@ -321,7 +322,7 @@ class RichReporter(PlainReporter):
         now = time.monotonic()
         if now - self.last_draw > 0.1:  # rich redraws ten times a second; updating more often is wasted work
             self.last_draw = now
-            self.bar.update(self.task, completed=images, shown=f"loss {loss:.4f}  {images_per_s:,.0f} img/s")
+            self.bar.update(self.bar_task, completed=images, shown=f"loss {loss:.4f}  {images_per_s:,.0f} img/s")
 
     def epoch_end(self, row: dict) -> None:
         self.close()
