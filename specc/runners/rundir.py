@@ -155,8 +155,8 @@ def write_text(path: Path, text: str) -> None:
 class RunFiles:
     """The files half of train.py's _Run: what it writes into its run directory, and how --resume reads it back.
 
-    A mixin: it works on the run's attributes (run_dir, module, optimizer, history...) and its
-    _weights_metadata, which _Run sets and defines.
+    A mixin: it works on the run's attributes (run_dir, data, learner, history, best_epoch...),
+    which _Run's constructor makes, and its _weights_metadata, which _Run defines.
     """
 
     def _write_run_files(self, init_from: str | Path | None) -> None:
