@@ -71,16 +71,15 @@ class Explainer:
     @classmethod
     def open(cls, spec: str | Path | Net, weights: str | Path, device: str = "cpu") -> Explainer:
         """The network of `spec` with the weights of a specc run."""
-        from ..runners import checkpoint
-        from ..runners.evaluate import _load_weights, _normalisation, refuse_non_finite
+        from ..runners.evaluate import _normalisation
         from ..runners.losses import logits_model
+        from ..runners.weights import load_strict
 
         net = spec if isinstance(spec, Net) else load(spec)
         net.check()
-        tensors, meta = checkpoint.load(Path(weights))
         module = logits_model(net.network, net.to_torch())
-        _load_weights(module, tensors, Path(weights))
-        refuse_non_finite(tensors, Path(weights))
+        hint = "explain with the spec the weights were trained from (the run directory keeps it as spec.cnn)"
+        meta = load_strict(module, Path(weights), net.source.path, net.name, hint)
         channels = net.input_shape[0]
         # Weights from elsewhere carry no normalisation: take pixels as they are (mean 0.5 as the occluding grey).
         mean, std = _normalisation(meta, torch.full((1, channels, 1, 1), 0.5), str(weights), channels)
@@ -197,7 +196,7 @@ def _after_activation(layers: list[Layer], index: int) -> Layer:
 
 
 def _classes(meta: dict[str, str], net: Net, where: str) -> list[str]:
-    from ..backends.onnx import read_metadata
+    from ..runners.metadata import read_metadata
 
     outputs = net.network.output_shape or ()
     if len(outputs) != 1 or outputs[0] < 2:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputFileError, UsageError
-from ..runners import data
+from ..runners import data, layouts
 from ..runners.images import image_pixels
 
 _IMAGE_MODES = {1: "L", 3: "RGB"}  # input channels -> Pillow mode
@@ -36,7 +36,7 @@ def from_npz(path: str | Path, shape: tuple[int, ...]) -> list[Sample]:
     from ..runners.predict import read_npz
 
     path = Path(path)
-    x = data._npz_samples(path, read_npz(path), shape)
+    x = layouts._npz_samples(path, read_npz(path), shape)
     data._check_sample_shape(data.Dataset(x, torch.zeros(len(x)), [], str(path)), shape)
     labels = _npz_labels(path, len(x))
     return [Sample(f"{path.stem}[{i}]", sample, labels[i] if labels is not None else None) for i, sample in enumerate(x)]
