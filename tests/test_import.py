@@ -16,11 +16,11 @@ import torch  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 import specc  # noqa: E402
-from specc.backends.onnx import export  # noqa: E402
 from specc.cli import main  # noqa: E402
 from specc.errors import SpeccError  # noqa: E402
 from specc.importers import import_onnx  # noqa: E402
 from specc.runners.checkpoint import save_atomic  # noqa: E402
+from specc.runners.export import export  # noqa: E402
 
 SPECS = Path(__file__).parent.parent / "specs"
 ROUND_TRIP = ["convnetjs_cifar10", "lecture_convnet", "lenet5", "fashion", "inception_mini", "dna_cnn1d", "zoo_tour"]
