@@ -124,5 +124,6 @@ def prod(values) -> int:
     return out
 
 
-def shape_text(shape: tuple[int, ...] | None) -> str:
-    return "?" if shape is None else "×".join(str(d) for d in shape)
+def shape_text(shape: tuple[int | None, ...] | None) -> str:
+    """`3×32×32`, the one way a shape is written for a user; `?` for what is not known."""
+    return "?" if shape is None else "×".join("?" if d is None else str(d) for d in shape)

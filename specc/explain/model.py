@@ -19,6 +19,7 @@ from ..api import Net, load
 from ..errors import InputFileError, UsageError, printable
 from ..ir import Layer
 from ..layers import Activation
+from ..shapes import shape_text
 from ..suggest import did_you_mean
 from ..windows import Conv
 
@@ -59,7 +60,7 @@ class Explainer:
         shape = net.input_shape
         if len(shape) != 3:
             raise UsageError(
-                f"{net.name} takes {_dims(shape)} samples; explain draws 2-D images (C×H×W)",
+                f"{net.name} takes {shape_text(shape)} samples; explain draws 2-D images (C×H×W)",
                 hint="filters, feature maps and occlusion are pictures of images: use a network whose input is C×H×W",
             )
         self.net, self.module, self.mean = net, module, mean
@@ -111,7 +112,8 @@ class Explainer:
                 hint = did_you_mean(name, [layer.name for layer in layers]) or f"the layers are {', '.join(lr.name for lr in layers)}"
                 raise UsageError(f"{self.net.name} has no layer named {name!r}", hint=hint)
             if len(chosen[0].out_shape or ()) != 3:
-                raise UsageError(f"layer {name} puts out {_dims(chosen[0].out_shape)}, not C×H×W maps", hint="name a conv or pool layer")
+                shown = shape_text(chosen[0].out_shape)
+                raise UsageError(f"layer {name} puts out {shown}, not C×H×W maps", hint="name a conv or pool layer")
             return chosen
         return [_after_activation(layers, i) for i, layer in enumerate(layers) if layer in self.convs()]
 
@@ -201,7 +203,7 @@ def _classes(meta: dict[str, str], net: Net, where: str) -> list[str]:
     outputs = net.network.output_shape or ()
     if len(outputs) != 1 or outputs[0] < 2:
         raise UsageError(
-            f"{net.name} puts out {_dims(outputs)}, not one score per class: explain draws the evidence for a class",
+            f"{net.name} puts out {shape_text(outputs)}, not one score per class: explain draws the evidence for a class",
             hint="explain a classifier (a spec ending in fc N, optionally softmax)",
         )
     classes = read_metadata(meta, where).get("classes")
@@ -210,7 +212,3 @@ def _classes(meta: dict[str, str], net: Net, where: str) -> list[str]:
     if len(classes) != outputs[0]:
         raise InputFileError(f"{where} names {len(classes)} classes, but {net.name} puts out {outputs[0]} scores")
     return classes
-
-
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape or ())

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..shapes import shape_text
 from . import Settings, sample_pictures
 from .model import Explainer
 from .samples import Sample
@@ -151,7 +152,7 @@ def _table(net) -> str:
                 r["name"],
                 r["kind"],
                 r["line"],
-                "×".join(map(str, r["output_shape"] or [])),
+                shape_text(r["output_shape"]),
                 f"{r['params']:,}",
                 f"{r['macs']:,}",
                 r["receptive_field"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputFileError, SpeccError, UsageError
+from ..shapes import shape_text
 from .graph import OnnxGraph, Walker, load
 from .ops import convert
 from .writer import legal_names, named_tensors, network_name, spec_text
@@ -49,8 +50,7 @@ def _input_shape(graph: OnnxGraph, given: tuple[int, ...] | None) -> tuple[int, 
     dims = graph.shapes[graph.input][1:]
     if given is not None:
         if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given, strict=True)):
-            shown = "x".join("?" if d is None else str(d) for d in dims)
-            raise UsageError(f"--input {'x'.join(map(str, given))} does not fit the graph's input {shown}")
+            raise UsageError(f"--input {'x'.join(map(str, given))} does not fit the graph's input {shape_text(tuple(dims))}")
         return given
     if None in dims or not dims:
         raise InputFileError("the graph's input size is symbolic", hint="give it with --input, e.g. --input 3x224x224")
