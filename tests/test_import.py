@@ -6,21 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 from click.testing import CliRunner
+from onnx import TensorProto, helper
 
-pytest.importorskip("onnxruntime")
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import torch  # noqa: E402
-from onnx import TensorProto, helper  # noqa: E402
-
-import specc  # noqa: E402
-from specc.cli import main  # noqa: E402
-from specc.errors import SpeccError  # noqa: E402
-from specc.importers import import_onnx  # noqa: E402
-from specc.runners.checkpoint import save_atomic  # noqa: E402
-from specc.runners.export import export  # noqa: E402
+import specc
+from specc.cli import main
+from specc.errors import SpeccError
+from specc.importers import import_onnx
+from specc.runners.checkpoint import save_atomic
+from specc.runners.export import export
 
 SPECS = Path(__file__).parent.parent / "specs"
 ROUND_TRIP = ["convnetjs_cifar10", "lecture_convnet", "lenet5", "fashion", "inception_mini", "dna_cnn1d", "zoo_tour"]

@@ -29,7 +29,8 @@ def confusion_counts(predicted: torch.Tensor, true: torch.Tensor, classes: int) 
 
 
 def write_pictures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalise, classes: list[str], folder: Path) -> None:
-    """confusion.png and mistakes.png of a classifier (logits out) on raw test samples `x` with labels `y`."""
+    """confusion.png and mistakes.png of a classifier (logits out) on raw test samples `x` with labels `y`;
+    mistakes.png for 2-D images only."""
     from ..errors import printable
     from ..explain import pictures
 
@@ -37,6 +38,8 @@ def write_pictures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalise
     probabilities = predict_probabilities(model, x, normalise)
     confidence, predicted = probabilities.max(dim=1)
     pictures.save(confusion_figure(confusion_counts(predicted, y, len(classes)), classes), folder / "confusion.png")
+    if x.dim() != 4:  # only 2-D images (N x C x H x W) can be shown as a grid; 1-D and 3-D samples get the matrix alone
+        return
     wrong = (predicted != y.cpu()).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:MISTAKES_SHOWN]
     shown = [(x[i].cpu(), classes[y[i]], classes[predicted[i]], float(confidence[i])) for i in worst.tolist()]
