@@ -87,10 +87,17 @@ def test_round_trip(name, tmp_path):
     _assert_same_network(name, tmp_path)
 
 
+# How long the imported spec may be where it finds blocks (the hand-written resnet18 is 36 lines;
+# by hand: resnet50 38, densenet121 43, inception_mini 37).
+BLOCK_LINES = {"resnet18": 36}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW_ROUND_TRIP)
 def test_round_trip_larger(name, tmp_path):
-    _assert_same_network(name, tmp_path)
+    text = _assert_same_network(name, tmp_path).text
+    if name in BLOCK_LINES:
+        assert len(text.splitlines()) <= BLOCK_LINES[name] and "\nblock " in text, text
 
 
 @pytest.mark.parametrize("name", sorted(NOT_YET) or [pytest.param("", marks=pytest.mark.skip(reason="every hand-written spec imports"))])
@@ -280,3 +287,72 @@ def test_graph_names_are_made_legal_and_unique():
     body = [Layer("conv", name="0.a-b"), Layer("conv", name="/0.a-b/"), Layer("fc", name="conv3"), Layer("fc", name="bn")]
     legal_names(body)
     assert [layer.name for layer in body] == ["l0_a_b", "l0_a_b_2", None, None]  # conv3, bn: names specc gives unnamed layers
+
+
+# --- repeated units come back as blocks -----------------------------------------
+
+MINI_RESNET = """network mini
+input 3x16x16
+
+block bottleneck(K, S=1) {
+    residual shortcut=auto {
+        conv K=K F=1 bias=false
+        batchnorm
+        relu
+        conv K=K F=3 S=S P=1 bias=false
+        batchnorm
+        relu
+        conv K=4*K F=1 bias=false
+        batchnorm
+    }
+    relu
+}
+
+stem: conv K=8 F=3 P=1 bias=false
+batchnorm
+relu
+layer1: bottleneck(4) x2
+layer2: seq {
+    bottleneck(8, S=2)
+    bottleneck(8) x2
+}
+pool avg global
+flatten
+fc 10
+"""
+
+
+def test_repeated_units_come_back_as_one_block(tmp_path):
+    """The bottleneck once, its varying channels and stride as parameters (4*K where one is a multiple
+    of another), the projecting and the identity units one block through shortcut=auto, stages labelled."""
+    text = _assert_same_network("mini", tmp_path, MINI_RESNET).text
+    body = text[text.index("block ") :]
+    assert body.count("block ") == 1 and "block res(K, S=1) {" in body
+    assert "residual shortcut=auto {" in body and "conv K=4*K F=1 bias=false" in body and "conv K=K F=3 S=S P=1 bias=false" in body
+    lines = [line.strip() for line in text.splitlines()]
+    assert {"layer1: res(4) x2", "layer2: seq {", "res(8, S=2)", "res(8) x2"} <= set(lines)
+    assert text == specc.fmt.format_text(text)
+
+
+SAME_SHAPE_PROJECTIONS = """network projections
+input 8x6x6
+conv K=8 F=3 P=1
+residual shortcut=project {
+    conv K=8 F=3 P=1 bias=false
+    batchnorm
+}
+relu
+residual shortcut=project {
+    conv K=8 F=3 P=1 bias=false
+    batchnorm
+}
+relu
+flatten
+fc 3
+"""
+
+
+def test_units_that_auto_would_change_stay_as_they_are(tmp_path):
+    """A projection where the shape stays is not what shortcut=auto builds: the block-free spec is kept."""
+    text = _assert_same_network("projections", tmp_path, SAME_SHAPE_PROJECTIONS).text
+    assert "block" not in text and text.count("residual shortcut=project {") == 2

@@ -25,9 +25,6 @@ class Imported:
 
 
 def import_onnx(path: str | Path, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> Imported:
-    from ..api import loads
-    from ..fmt import format_text
-
     path = Path(path)
     graph = OnnxGraph(load(path))
     shape = _input_shape(graph, input_shape)
@@ -35,15 +32,33 @@ def import_onnx(path: str | Path, name: str | None = None, input_shape: tuple[in
     legal_names(body)
     spec_name = network_name(name or path.stem)
     for named in (True, False):  # a graph's names could still clash with specc's own; then none are kept
-        text = format_text(spec_text(spec_name, shape, body, path.name, named))
-        net = loads(text, f"{spec_name}.cnn")
         try:
-            net.check()
+            text, net = _checked(spec_text(spec_name, shape, body, path.name, named, blocks=False), spec_name)
             break
         except SpeccError:
             if not named:
                 raise
+    try:  # the same network with its repeated units as blocks, kept only where it is the same row for row
+        blocked, blocked_net = _checked(spec_text(spec_name, shape, body, path.name, named), spec_name)
+        if _rows(blocked_net) == _rows(net):
+            text, net = blocked, blocked_net
+    except SpeccError:
+        pass
     return Imported(text, net, named_tensors(net, body))
+
+
+def _checked(text: str, spec_name: str):
+    from ..api import loads
+    from ..fmt import format_text
+
+    text = format_text(text)
+    net = loads(text, f"{spec_name}.cnn")
+    net.check()
+    return text, net
+
+
+def _rows(net) -> list[tuple]:
+    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs, layer.receptive_field) for layer in net.network.layers()]
 
 
 def _input_shape(graph: OnnxGraph, given: tuple[int, ...] | None) -> tuple[int, ...]:

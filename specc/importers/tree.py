@@ -25,6 +25,7 @@ class Group:
     words: str = ""  # what follows the kind on its line: `shortcut=project`
     shortcut: list[Layer] = field(default_factory=list)  # residual: the projection's conv and batchnorm
     shortcut_first: bool = False  # residual: the projection comes before the body (RegNet)
+    name: str | None = None  # a `seq` of block calls: the source's stage name (`layer2`)
 
 
 Statement = Layer | Group

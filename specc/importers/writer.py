@@ -6,6 +6,7 @@ import re
 
 from ..errors import EXIT_FAILURE, SpeccError
 from ..layers import KINDS
+from .blocks import Call, find_blocks
 from .tree import Layer, Statement, layers_in_order
 
 _POSITIONAL = {"fc": "K", "maxout": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
@@ -14,8 +15,13 @@ _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
 _AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
 
 
-def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True) -> str:
+def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True, blocks: bool = True) -> str:
+    """The spec; with `blocks`, repeated units written once as a block and called (see blocks.py)."""
     lines = [f"# Imported by `specc import` from {origin}.", f"network {name}", f"input {'x'.join(map(str, input_shape))}", ""]
+    definitions, body = find_blocks(body, named) if blocks else ([], body)
+    for block in definitions:
+        params = [*(p for p in block.params if p not in block.defaults), *(f"{p}={v}" for p, v in block.defaults.items())]
+        lines += [f"block {block.name}({', '.join(params)}) {{", *_statements(block.body, 1, named), "}", ""]
     lines += _statements(body, 0, named)
     return "\n".join(lines) + "\n"
 
@@ -25,6 +31,14 @@ def _statements(body: list[Statement], depth: int, named: bool) -> list[str]:
     for st in body:
         if isinstance(st, Layer):
             out.append(pad + _layer(st, named))
+        elif isinstance(st, Call):
+            out.append(pad + _call(st, named))
+        elif st.kind == "seq":
+            out += [
+                pad + ("" if not (named and st.name) else f"{st.name}: ") + "seq {",
+                *_statements(st.branches[0], depth + 1, named),
+                pad + "}",
+            ]
         elif st.kind == "concat":
             out.append(pad + "concat {")
             for branch in st.branches:
@@ -51,6 +65,12 @@ def _layer(layer: Layer, named: bool) -> str:
     return label + " ".join(words)
 
 
+def _call(call: Call, named: bool) -> str:
+    args = ", ".join([*map(str, call.args), *(f"{k}={v}" for k, v in call.kwargs.items())])
+    label = f"{call.name}: " if named and call.name else ""
+    return f"{label}{call.block}({args})" + (f" x{call.repeat}" if call.repeat > 1 else "")
+
+
 def _value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -67,7 +87,7 @@ def legal_names(body: list[Statement]) -> None:
             continue
         name = re.sub(r"\W+", "_", layer.name).strip("_")
         name = f"l{name}" if name[:1].isdigit() else name
-        if not name or name.rstrip("0123456789") in _AUTO_NAMES:
+        if not name or is_auto_name(name):
             layer.name = None  # `conv3` would collide with the names specc gives unnamed layers
             continue
         unique, n = name, 1
@@ -76,6 +96,10 @@ def legal_names(body: list[Statement]) -> None:
             unique = f"{name}_{n}"
         taken.add(unique)
         layer.name = unique
+
+
+def is_auto_name(name: str) -> bool:
+    return name.rstrip("0123456789") in _AUTO_NAMES
 
 
 def network_name(stem: str) -> str:
