@@ -294,6 +294,13 @@ def test_graph_names_are_made_legal_and_unique():
 MINI_RESNET = """network mini
 input 3x16x16
 
+block down(K) {
+    conv K=K F=3 S=2 P=1 bias=false
+    batchnorm
+    relu
+    conv K=K F=1 bias=false
+}
+
 block bottleneck(K, S=1) {
     residual shortcut=auto {
         conv K=K F=1 bias=false
@@ -312,6 +319,10 @@ stem: conv K=8 F=3 P=1 bias=false
 batchnorm
 relu
 layer1: bottleneck(4) x2
+mid: seq {
+    down(16)
+    down(32)
+}
 layer2: seq {
     bottleneck(8, S=2)
     bottleneck(8) x2
@@ -324,13 +335,14 @@ fc 10
 
 def test_repeated_units_come_back_as_one_block(tmp_path):
     """The bottleneck once, its varying channels and stride as parameters (4*K where one is a multiple
-    of another), the projecting and the identity units one block through shortcut=auto, stages labelled."""
+    of another), the projecting and the identity units one block through shortcut=auto, stages labelled;
+    and a run of layers the source named as one module (`mid_0_...`), a block too."""
     text = _assert_same_network("mini", tmp_path, MINI_RESNET).text
     body = text[text.index("block ") :]
-    assert body.count("block ") == 1 and "block res(K, S=1) {" in body
+    assert body.count("block ") == 2 and "block res(K, S=1) {" in body and "block part(K) {" in body
     assert "residual shortcut=auto {" in body and "conv K=4*K F=1 bias=false" in body and "conv K=K F=3 S=S P=1 bias=false" in body
     lines = [line.strip() for line in text.splitlines()]
-    assert {"layer1: res(4) x2", "layer2: seq {", "res(8, S=2)", "res(8) x2"} <= set(lines)
+    assert {"layer1: res(4) x2", "layer2: seq {", "res(8, S=2)", "res(8) x2", "mid: seq {", "part(16)", "part(32)"} <= set(lines)
     assert text == specc.fmt.format_text(text)
 
 

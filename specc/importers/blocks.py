@@ -23,6 +23,7 @@ from .tree import Group, Layer, Statement, layers_in_order
 _ACTIVATIONS = {"relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "tanh", "elu", "leakyrelu", "mish"}
 _SHORT = {"groups": "G", "dilation": "D"}  # parameters named as the zoo's blocks name them
 _NAMES = {"residual": "res", "concat": "cat", "gate": "gated"}
+_SHORTEST_RUN = 3  # layers a named module must have to count as a unit: a conv, its batchnorm and activation
 
 
 @dataclass
@@ -76,14 +77,33 @@ def find_blocks(body: list[Statement], named: bool) -> tuple[list[Block], list]:
 
 
 def _units(body: list[Statement]) -> list[tuple[int, int]]:
-    units = []
+    """Where units start and end: each top-level group with its activations, and each run of layers
+    the source named as one module (`features_4_conv1`, `features_4_bn1`, ...)."""
+    units, covered = [], set()
     for i, st in enumerate(body):
         if isinstance(st, Group):
             end = i + 1
             while end < len(body) and isinstance(body[end], Layer) and body[end].kind in _ACTIVATIONS and not body[end].tensors:
                 end += 1
             units.append((i, end))
-    return units
+            covered.update(range(i, end))
+    i = 0
+    while i < len(body):
+        module = _module(body[i]) if i not in covered else None
+        end, last = i + 1, i + 1
+        while module and end < len(body) and end not in covered and isinstance(body[end], Layer) and _module(body[end]) in (module, None):
+            end += 1
+            last = end if _module(body[end - 1]) == module else last
+        if module and last - i >= _SHORTEST_RUN:
+            units.append((i, last))
+        i = last
+    return sorted(units)
+
+
+def _module(st: Statement) -> str | None:
+    """`features_4_` for a layer named `features_4_body1_conv1`: the numbered module it belongs to."""
+    found = re.match(r"^(.*?_\d+_)", st.name) if isinstance(st, Layer) and st.name else None
+    return found.group(1) if found else None
 
 
 def _varies(value) -> bool:
@@ -204,7 +224,7 @@ def _stage(prefix: str) -> str | None:
 
 
 def _block_name(unit: list[Statement], taken: set[str]) -> str:
-    base = _NAMES.get(unit[0].kind, "unit")
+    base = _NAMES.get(unit[0].kind, "part")
     name, n = base, 1
     while name in taken:
         n += 1
