@@ -368,3 +368,45 @@ def test_units_that_auto_would_change_stay_as_they_are(tmp_path):
     """A projection where the shape stays is not what shortcut=auto builds: the block-free spec is kept."""
     text = _assert_same_network("projections", tmp_path, SAME_SHAPE_PROJECTIONS).text
     assert "block" not in text and text.count("residual shortcut=project {") == 2
+
+
+# --- a PyTorch model, through torch.onnx.export ---------------------------------
+
+
+def tiny_net():
+    """What `specc import tests.test_import:tiny_net` builds: named modules, a residual, a repeat."""
+
+    class Unit(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.bn = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return torch.relu(x + self.bn(self.conv(x)))
+
+    torch.manual_seed(0)
+    stem = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+    return torch.nn.Sequential(stem, Unit(), Unit(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5))
+
+
+def test_a_pytorch_model_comes_in_through_its_export(tmp_path):
+    out, weights = tmp_path / "tiny.cnn", tmp_path / "tiny.safetensors"
+    result = CliRunner().invoke(main, ["import", f"{__name__}:tiny_net", "--input", "3x8x8", "-o", str(out), "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith(f"# Imported by `specc import` from {__name__}:tiny_net.") and "block res() {" in text and "res() x2" in text
+    net = specc.load(out)
+    model = tiny_net().eval()
+    assert net.check().total_params == sum(p.numel() for p in model.parameters())
+    from specc.runners.weights import load_strict
+
+    mine = net.to_torch().eval()
+    load_strict(mine, weights, str(out), net.name, "")
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), model(x), rtol=0, atol=1e-5)
+    missing = CliRunner().invoke(main, ["import", f"{__name__}:tiny_net", "-o", str(tmp_path / "x.cnn")])
+    assert missing.exit_code == 2 and "--input" in missing.output
+    unknown = CliRunner().invoke(main, ["import", "no_such_module_here:net", "--input", "3x8x8", "-o", str(tmp_path / "x.cnn")])
+    assert unknown.exit_code == 2 and "cannot import no_such_module_here" in unknown.output and not (tmp_path / "x.cnn").exists()

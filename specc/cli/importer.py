@@ -15,12 +15,15 @@ import click
 @click.option("--weights", type=click.Path(dir_okay=False), help="Also write the graph's initialisers as weights (.safetensors).")
 @click.option("--input", "input_shape", help="The input size CxHxW, where the graph's is symbolic (e.g. 3x224x224).")
 def import_(model: str, output: str | None, weights: str | None, input_shape: str | None):
-    """Write the ONNX graph MODEL as a spec: residual and concat groups, layer names from the graph."""
+    """Write MODEL as a spec: residual and concat groups, repeated units as blocks, layer names from
+    the source. MODEL is an ONNX file or `module:callable` building a torch.nn.Module (with --input)."""
     from ..errors import UsageError
     from ..importers import import_onnx, write
+    from ..importers.pytorch import import_module, is_target
     from ..outputs import refuse_replacing
 
-    output = output or Path(model).with_suffix(".cnn").name
+    target = is_target(model)
+    output = output or (f"{model.rpartition(':')[2]}.cnn" if target else Path(model).with_suffix(".cnn").name)
     refuse_replacing({"-o": output, "--weights": weights}, {"the model": model})
     shape = None
     if input_shape is not None:
@@ -28,7 +31,7 @@ def import_(model: str, output: str | None, weights: str | None, input_shape: st
             shape = tuple(int(n) for n in input_shape.lower().split("x"))
         except ValueError:
             raise UsageError(f"--input {input_shape} is not a size", hint="write it as C x H x W, e.g. --input 3x224x224") from None
-    imported = import_onnx(model, Path(output).stem, shape)
+    imported = import_module(model, shape, Path(output).stem) if target else import_onnx(model, Path(output).stem, shape)
     write(imported, output, weights)
     report = imported.net.check()
     layers = len(imported.net.network.layers())

@@ -1,7 +1,8 @@
 """`specc import`: an ONNX graph back to a `.cnn` spec, and its initialisers to specc's weights.
 
 graph.py walks the graph (groups where branches meet), ops.py converts one operator at a time,
-writer.py writes the spec and names the tensors. Nothing is written unless the spec checks.
+blocks.py finds repeated units, writer.py writes the spec and names the tensors; pytorch.py brings
+a PyTorch model in through an ONNX export. Nothing is written unless the spec checks.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ class Imported:
     tensors: dict  # parameter name -> torch tensor, as net.to_torch().state_dict() names them
 
 
-def import_onnx(path: str | Path, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> Imported:
+def import_onnx(
+    path: str | Path, name: str | None = None, input_shape: tuple[int, ...] | None = None, origin: str | None = None
+) -> Imported:
+    """`origin`: what the spec's first line says it came from (the file's name unless given)."""
     path = Path(path)
+    origin = origin or path.name
     graph = OnnxGraph(load(path))
     shape = _input_shape(graph, input_shape)
     body = Walker(graph, convert).walk(graph.input, graph.output)
@@ -33,13 +38,13 @@ def import_onnx(path: str | Path, name: str | None = None, input_shape: tuple[in
     spec_name = network_name(name or path.stem)
     for named in (True, False):  # a graph's names could still clash with specc's own; then none are kept
         try:
-            text, net = _checked(spec_text(spec_name, shape, body, path.name, named, blocks=False), spec_name)
+            text, net = _checked(spec_text(spec_name, shape, body, origin, named, blocks=False), spec_name)
             break
         except SpeccError:
             if not named:
                 raise
     try:  # the same network with its repeated units as blocks, kept only where it is the same row for row
-        blocked, blocked_net = _checked(spec_text(spec_name, shape, body, path.name, named), spec_name)
+        blocked, blocked_net = _checked(spec_text(spec_name, shape, body, origin, named), spec_name)
         if _rows(blocked_net) == _rows(net):
             text, net = blocked, blocked_net
     except SpeccError:
