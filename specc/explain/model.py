@@ -19,6 +19,7 @@ from ..api import Net, load
 from ..errors import InputFileError, UsageError, printable
 from ..ir import Layer
 from ..layers import Activation
+from ..runners.evaluate import Normalise
 from ..shapes import shape_text
 from ..suggest import did_you_mean
 from ..windows import Conv
@@ -29,16 +30,12 @@ OCCLUSIONS_PER_BATCH = 32  # occluded copies per forward pass: one at a time cos
 class _Normalised(nn.Module):
     """Raw samples in, class probabilities (or logits) out: the network as a person would query it."""
 
-    def __init__(self, logits: nn.Module, mean: list[float], std: list[float], probabilities: bool):
+    def __init__(self, logits: nn.Module, normalise: Normalise, probabilities: bool):
         super().__init__()
-        shape = (1, len(mean), 1, 1)
-        self.logits = logits
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
-        self.probabilities = probabilities
+        self.logits, self.normalise, self.probabilities = logits, normalise, probabilities
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.logits((x - self.mean) / self.std)
+        out = self.logits(self.normalise(x))
         return out.softmax(dim=1) if self.probabilities else out
 
 
@@ -66,13 +63,14 @@ class Explainer:
         self.net, self.module, self.mean = net, module, mean
         self.classes = [printable(name) for name in classes]  # drawn as titles: a control character has no glyph
         self.device = torch.device(device)
-        self.probabilities_model = _Normalised(module, mean, std, probabilities=True).to(self.device).eval()
-        self.logits_model = _Normalised(module, mean, std, probabilities=False).to(self.device).eval()
+        normalise = Normalise(mean, std, self.device, sample_dims=len(shape))  # as training fed it
+        self.probabilities_model = _Normalised(module, normalise, probabilities=True).to(self.device).eval()
+        self.logits_model = _Normalised(module, normalise, probabilities=False).to(self.device).eval()
 
     @classmethod
     def open(cls, spec: str | Path | Net, weights: str | Path, device: str = "cpu") -> Explainer:
         """The network of `spec` with the weights of a specc run."""
-        from ..runners.evaluate import _normalisation
+        from ..runners.evaluate import trained_normalisation
         from ..runners.losses import logits_model
         from ..runners.weights import load_strict
 
@@ -83,7 +81,7 @@ class Explainer:
         meta = load_strict(module, Path(weights), net.source.path, net.name, hint)
         channels = net.input_shape[0]
         # Weights from elsewhere carry no normalisation: take pixels as they are (mean 0.5 as the occluding grey).
-        mean, std = _normalisation(meta, torch.full((1, channels, 1, 1), 0.5), str(weights), channels)
+        mean, std = trained_normalisation(meta, torch.full((1, channels, 1, 1), 0.5), str(weights), channels)
         return cls(net, module, _classes(meta, net, str(weights)), mean, std, device)
 
     @property

@@ -36,8 +36,8 @@ def from_npz(path: str | Path, shape: tuple[int, ...]) -> list[Sample]:
     from ..runners.predict import read_npz
 
     path = Path(path)
-    x = layouts._npz_samples(path, read_npz(path), shape)
-    data._check_sample_shape(data.Dataset(x, torch.zeros(len(x)), [], str(path)), shape)
+    x = layouts.npz_samples(path, read_npz(path), shape)
+    data.check_sample_shape(data.Dataset(x, torch.zeros(len(x)), [], str(path)), shape)
     labels = _npz_labels(path, len(x))
     return [Sample(f"{path.stem}[{i}]", sample, labels[i] if labels is not None else None) for i, sample in enumerate(x)]
 

@@ -20,7 +20,7 @@ from specc.errors import InputFileError, UsageError
 from specc.runners.layouts import LAYOUTS_HINT, Dataset, is_fashion_mnist, read
 from specc.shapes import shape_text
 
-__all__ = ["LAYOUTS_HINT", "Dataset", "Splits", "find_data_dir", "is_fashion_mnist", "load_splits", "normalisation"]
+__all__ = ["LAYOUTS_HINT", "Dataset", "Splits", "check_sample_shape", "find_data_dir", "is_fashion_mnist", "load_splits", "normalisation"]
 
 # Where Debian's package `dataset-fashion-mnist` puts its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -93,7 +93,7 @@ def load_splits(data: str | None, input_shape: tuple[int, ...], val_fraction: fl
     train, test = read(find_data_dir(data), input_shape)
     for part in (train, test):
         if part is not None:
-            _check_sample_shape(part, input_shape)
+            check_sample_shape(part, input_shape)
     if limit:
         train = Dataset(train.x[:limit], train.y[:limit], train.classes, train.source)
     train, val = _hold_out(train, val_fraction, seed)
@@ -109,7 +109,7 @@ def normalisation(x: torch.Tensor) -> tuple[list[float], list[float]]:
     return mean.tolist(), std.tolist()
 
 
-def _check_sample_shape(part: Dataset, input_shape: tuple[int, ...]) -> None:
+def check_sample_shape(part: Dataset, input_shape: tuple[int, ...]) -> None:
     found = tuple(part.x.shape[1:])
     if found != input_shape:
         raise InputFileError(

@@ -120,7 +120,7 @@ def evaluate_weights(
     model = logits_model(net.network, net.to_torch(), task)
     hint = "evaluate with the spec the weights were trained from (the run directory keeps it as spec.cnn)"
     meta = load_strict(model, Path(weights), net.source.path, net.name, hint, file)
-    mean, std = _normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
+    mean, std = trained_normalisation(meta, splits.train.x, str(weights), net.input_shape[0])
     chosen = pick_device(device)
     model.to(chosen)
     test = splits.test
@@ -137,7 +137,7 @@ def evaluate_weights(
     return summarise(sums, task), task.classes
 
 
-def _normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, channels: int) -> tuple[list[float], list[float]]:
+def trained_normalisation(meta: dict[str, str], train_x: torch.Tensor, where: str, channels: int) -> tuple[list[float], list[float]]:
     """The mean and std the weights were trained with; weights from elsewhere get the training data's."""
     values = read_metadata(meta, where)
     if "mean" in values and "std" in values:

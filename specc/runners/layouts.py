@@ -213,7 +213,7 @@ def _read_image(file: Path, mode: str, height: int, width: int) -> np.ndarray:
 def _read_npz(path: Path, input_shape: tuple[int, ...], classes: list[str] | None) -> Dataset:
     """Arrays x and y, and optionally classes; `classes` (the training classes) applies to a test file."""
     x, y, names = _load_npz(path)
-    samples = _npz_samples(path, x, input_shape)
+    samples = npz_samples(path, x, input_shape)
     _check_targets(path, y, len(samples))
     if y.dtype.kind == "f":  # values to regress, or probabilities: the names, if any, name the outputs
         per_sample = int(np.prod(y.shape[1:]))
@@ -289,7 +289,7 @@ def _largest_label(path: Path, y: np.ndarray) -> int:
     return largest
 
 
-def _npz_samples(path: Path, x: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
+def npz_samples(path: Path, x: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
     if x.ndim == 0:
         raise InputFileError(
             f"{path}: x is a single number, not an array of samples", hint=f"x must be N x {shape_text(input_shape)}, one sample per row"
