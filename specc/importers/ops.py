@@ -29,10 +29,15 @@ def converts(*op_types: str):
 
 
 def convert(node, g: OnnxGraph):
+    """The node's statements, each layer knowing the source module it came from (see `Layer.source`)."""
     converter = CONVERTERS.get(node.op_type)
     if converter is None:
         raise _unexpressible(node, f"{node.op_type} is not a specc layer{_WHY.get(node.op_type, '')}")
-    return converter(node, g)
+    statements, tensor = converter(node, g)
+    for st in statements:
+        if isinstance(st, Layer) and st.source is None:
+            st.source = st.name or _name(node)
+    return statements, tensor
 
 
 _WHY = {

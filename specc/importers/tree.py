@@ -14,6 +14,7 @@ class Layer:
     args: dict[str, Any] = field(default_factory=dict)  # only those that differ from the kind's defaults
     name: str | None = None
     tensors: dict[str, Any] = field(default_factory=dict)  # "weight", "bias", "running_mean", ... -> numpy array
+    source: str | None = None  # the source module it came from (`layer1.0.conv1`), activations too; never legalised
 
 
 @dataclass
