@@ -94,7 +94,7 @@ def convert(model, input_shape: tuple[int, ...], name: str, opset: int, metadata
             hint=f"use --opset {written}, or an opset nearer to it",
             exit_code=EXIT_FAILURE,
         )
-    _name_nodes(proto.graph, set(model.state_dict()))
+    name_nodes(proto.graph, set(model.state_dict()))
     onnx.helper.set_model_props(proto, metadata)
     proto.doc_string = f"{name}, exported by specc {__version__} from {Path(source).name}"
     return proto
@@ -113,7 +113,7 @@ def _quiet_loggers(*names: str):
             logger.setLevel(level)
 
 
-def _name_nodes(graph, parameters: set[str]) -> None:
+def name_nodes(graph, parameters: set[str]) -> None:
     """Rename nodes after the layer they compute: `layer1.0.conv1/Conv`.
 
     The exporter names nodes `node_Conv_293`, but records the module each came

@@ -2,7 +2,8 @@
 
 graph.py walks the graph (groups where branches meet), ops.py converts one operator at a time,
 blocks.py finds repeated units, writer.py writes the spec and names the tensors; pytorch.py brings
-a PyTorch model in through an ONNX export. Nothing is written unless the spec checks.
+a PyTorch model in through an ONNX export, verify.py runs the import against its source. Nothing is
+written unless the spec checks and computes what the source computes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..errors import InputFileError, SpeccError, UsageError
 from ..shapes import shape_text
 from .graph import OnnxGraph, Walker, load
 from .ops import convert
+from .verify import check_agrees, onnxruntime_reference
 from .writer import legal_names, named_tensors, network_name, spec_text
 
 
@@ -28,14 +30,25 @@ class Imported:
 def import_onnx(
     path: str | Path, name: str | None = None, input_shape: tuple[int, ...] | None = None, origin: str | None = None
 ) -> Imported:
-    """`origin`: what the spec's first line says it came from (the file's name unless given)."""
+    """`origin`: what the spec's first line says it came from (the file's name unless given).
+
+    The imported network is run against onnxruntime on the file before it is returned.
+    """
     path = Path(path)
-    origin = origin or path.name
     graph = OnnxGraph(load(path))
     shape = _input_shape(graph, input_shape)
+    imported = from_graph(graph, shape, network_name(name or path.stem), origin or path.name)
+    check_agrees(imported, onnxruntime_reference(path), shape, path.name, batch=graph.shapes[graph.input][0])
+    return imported
+
+
+def from_graph(graph: OnnxGraph, shape: tuple[int, ...], spec_name: str, origin: str, carry=None) -> Imported:
+    """The spec of `graph`, with blocks where they give the same rows; `carry(body)` may replace the
+    graph's tensors (and the arguments they imply) with the source's own before the spec is written."""
     body = Walker(graph, convert).walk(graph.input, graph.output)
+    if carry is not None:
+        carry(body)
     legal_names(body)
-    spec_name = network_name(name or path.stem)
     for named in (True, False):  # a graph's names could still clash with specc's own; then none are kept
         try:
             text, net = _checked(spec_text(spec_name, shape, body, origin, named, blocks=False), spec_name)

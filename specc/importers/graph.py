@@ -22,6 +22,7 @@ class OnnxGraph:
                 self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
             else:
                 self.nodes.append(node)
+        _chain_concats(self.nodes)
         self.index = {id(node): i for i, node in enumerate(self.nodes)}
         self.producer = {out: node for node in self.nodes for out in node.output}
         self.consumers: dict[str, list] = defaultdict(list)
@@ -78,6 +79,26 @@ class OnnxGraph:
         return min((n for n in self.nodes if id(n) in common), key=lambda n: self.index[id(n)])
 
 
+def _chain_concats(nodes: list) -> None:
+    """DenseNet's `torch.cat(features)`: Concat(x0, ..., xk) where Concat(x0, ..., xk-1) is in the
+    graph too is the same as Concat(that, xk). Rewritten so, every dense layer is a two-way concat of
+    what came before and its own output, as a spec writes it (`concat { identity  seq {...} }`):
+    left as it was, branches that share all their inputs would be walked again for every concat."""
+    concats = {(tuple(n.input), _axis(n)): n for n in nodes if n.op_type == "Concat"}
+    for node in nodes:
+        if node.op_type == "Concat" and len(node.input) == 1:
+            node.op_type = "Identity"  # torch.cat([x]), the first dense layer's input
+            del node.attribute[:]
+            continue
+        inputs = list(node.input)
+        for k in range(len(inputs) - 1, 1, -1):
+            shorter = concats.get((tuple(inputs[:k]), _axis(node)))
+            if shorter is not None:
+                del node.input[:]
+                node.input.extend([shorter.output[0], *inputs[k:]])
+                break
+
+
 def load(path: str | Path):
     """The ONNX model at `path`, shapes inferred; a clear error for a missing or damaged file."""
     import onnx
@@ -89,12 +110,25 @@ def load(path: str | Path):
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
+        _name_after_modules(model.graph)
         return onnx.shape_inference.infer_shapes(model)
     except (DecodeError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise InputFileError(
             f"{path} is not a readable ONNX model: {first}", "the file may be truncated or not ONNX; export it again"
         ) from None
+
+
+def _name_after_modules(graph) -> None:
+    """A file straight from torch.onnx.export names its nodes `node_Conv_291`, but records in each
+    node's metadata the module it came from: name the nodes from that as specc's own export does
+    (`layer1.0.conv1+layer1.0.bn1/Conv` where a batchnorm was folded into the conv), so that layer
+    names and folded batchnorms come back alike from both."""
+    from ..backends.onnx import name_nodes
+
+    if any("/" in node.name for node in graph.node):
+        return  # named already (by specc's export, or by the TorchScript exporter: `/layer1/conv1/Conv`)
+    name_nodes(graph, {t.name for t in graph.initializer if "." in t.name})  # `conv1.weight`, not the exporter's `val_12`
 
 
 def _dims(value_info) -> tuple:

@@ -1,6 +1,13 @@
 """`specc import module:callable`: an nn.Module the callable builds, exported by torch.onnx.export (the
 torch.export-based exporter specc's own export uses, nodes named after their modules) into a
-temporary file and imported from there, so a PyTorch model and an ONNX file come back alike."""
+temporary file and imported from there, so a PyTorch model and an ONNX file come back alike.
+
+The exporter folds each batchnorm into the conv before it and leaves out a bias that is all zeros
+(torchvision's VGG starts so). The graph computes the same, but the module says more: so each layer
+takes its tensors, its bias and its batchnorm's eps and momentum from the module it came from
+(`Layer.source`), and the spec has every parameter the module has. The result is run against the
+module; were the module's state not to fit, the graph's own tensors are kept.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +28,60 @@ def is_target(model: str) -> bool:
 
 def import_module(target: str, input_shape: tuple[int, ...] | None, name: str | None = None):
     """The `Imported` of the model `target` builds, seen at `input_shape` (C x H x W)."""
-    from ..backends import onnx as onnx_backend
-    from . import import_onnx
-
     if input_shape is None:
         raise InputFileError(f"{target}: a PyTorch model has no input size of its own", hint="give it with --input, e.g. --input 3x224x224")
-    model = _build(target)
-    callable_name = target.rpartition(":")[2]
+    return import_torch(_build(target), input_shape, name or target.rpartition(":")[2], target)
+
+
+def import_torch(model, input_shape: tuple[int, ...], name: str, origin: str):
+    """The `Imported` of an nn.Module in eval mode, named `name`, its first line saying `origin`."""
+    from ..backends import onnx as onnx_backend
+    from . import from_graph
+    from .graph import OnnxGraph, load
+    from .verify import agrees, check_agrees, torch_reference
+    from .writer import network_name
+
+    spec_name = network_name(name)
     with tempfile.TemporaryDirectory(prefix="specc-import-") as folder:
-        path = Path(folder) / f"{callable_name}.onnx"
-        proto = onnx_backend.convert(model, input_shape, callable_name, onnx_backend.DEFAULT_OPSET, {"specc.output": "output"}, target)
+        path = Path(folder) / f"{spec_name}.onnx"
+        proto = onnx_backend.convert(model, input_shape, spec_name, onnx_backend.DEFAULT_OPSET, {"specc.output": "output"}, origin)
         path.write_bytes(proto.SerializeToString())
-        return import_onnx(path, name or callable_name, input_shape, origin=target)
+        graph = OnnxGraph(load(path))
+    reference = torch_reference(model)
+    imported = from_graph(graph, input_shape, spec_name, origin, carry=lambda body: carry_state(model, body))
+    if not agrees(imported, reference, input_shape):
+        imported = from_graph(graph, input_shape, spec_name, origin)
+    check_agrees(imported, reference, input_shape, origin)
+    return imported
+
+
+_BIASED = {"conv", "deconv", "fc"}
+
+
+def carry_state(model, body) -> None:
+    """Each layer's tensors from the module it came from, where that module holds the same roles
+    (plus a bias the exporter left out) of the same sizes."""
+    from .ops import number
+    from .tree import layers_in_order
+
+    modules = dict(model.named_modules())
+    for layer in layers_in_order(body):
+        module = modules.get(layer.source) if layer.source and layer.tensors else None
+        if module is None:
+            continue
+        own = dict([*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)])
+        own = {role: t.detach().numpy() for role, t in own.items() if t is not None and role != "num_batches_tracked"}
+        dropped = {"bias"} if layer.kind in _BIASED and layer.args.get("bias") is False else set()
+        if set(own) != set(layer.tensors) | (dropped & set(own)):
+            continue
+        if any(own[role].size != array.size for role, array in layer.tensors.items()):
+            continue
+        layer.tensors = {role: own[role].reshape(layer.tensors[role].shape if role in layer.tensors else -1) for role in own}
+        if "bias" in own and "bias" in dropped:
+            del layer.args["bias"]
+        if layer.kind == "batchnorm" and getattr(module, "momentum", None) is not None:
+            eps, momentum = number(module.eps), number(module.momentum)
+            layer.args = {k: v for k, v in (("eps", eps), ("momentum", momentum)) if v != {"eps": 1e-5, "momentum": 0.1}[k]}
 
 
 def _build(target: str):
