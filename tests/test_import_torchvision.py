@@ -15,9 +15,10 @@ from click.testing import CliRunner
 import specc
 from specc.cli import main
 from specc.importers import import_onnx
-from specc.importers.pytorch import import_torch
+from specc.importers.pytorch import import_exported, import_torch
 from specc.runners.weights import load_strict
 
+from .import_cases import rows
 from .torchvision_models import build, randomise
 
 pytestmark = pytest.mark.slow
@@ -50,6 +51,10 @@ def _quiet_export(model, shape, path):
             logging.disable(logging.NOTSET)
 
 
+def _sums(state) -> list[tuple]:
+    return sorted((tuple(t.shape), round(float(t.double().sum()), 3)) for k, t in state.items() if not k.endswith("num_batches_tracked"))
+
+
 def _assert_same_outputs(imported, model, shape):
     mine = imported.net.to_torch().eval()
     mine.load_state_dict(imported.tensors)
@@ -68,7 +73,11 @@ def test_a_torchvision_model_comes_back_from_its_onnx_file(name, tmp_path):
     assert imported.net.check().total_params == sum(p.numel() for p in model.parameters())
     _assert_same_outputs(imported, model, shape)
     assert (len(imported.text.splitlines()) <= LINES) != (name in TOO_LONG_YET), imported.text
-    assert "batchnorm" in imported.text or "bn" not in str(model)  # folded batchnorms come back as layers
+    assert "batchnorm" in imported.text or "BatchNorm" not in str(model)  # folded batchnorms come back as layers
+    # With the module beside the file (`specc import torchvision:NAME`), its own tensors come across.
+    carried = import_exported(model, tmp_path / f"{name}.onnx", shape, name, f"torchvision:{name}")
+    assert rows(carried.net) == rows(imported.net)  # the batchnorms' eps and momentum may differ: the file has not kept them
+    assert _sums(carried.tensors) == _sums(model.state_dict())
 
 
 @pytest.mark.parametrize("name", sorted(NOT_YET))

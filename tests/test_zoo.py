@@ -180,3 +180,25 @@ def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
     with torch.no_grad():
         want = pair.reference(pair.batch).numpy()
     assert ratio(got, want) <= RELATIVE
+    # The file comes back through `specc import`: from ONNX, and with the compiled module's own state.
+    from specc.importers import import_onnx
+    from specc.importers.pytorch import import_exported
+
+    from .import_cases import NOT_YET, outputs, rows
+
+    if pair.model.spec.removesuffix(".cnn") in NOT_YET:
+        with pytest.raises(specc.SpeccError):
+            import_onnx(exported.path)
+        return
+    shape = pair.net.input_shape
+    for imported in (import_onnx(exported.path), import_exported(pair.compiled, exported.path, shape, name, pair.model.spec)):
+        assert rows(imported.net) == rows(pair.net)
+        assert ratio(outputs(imported, pair.batch), want) <= RELATIVE
+
+
+def test_every_spec_is_imported_back_by_a_test():
+    """The zoo's specs here, against torchvision; the others in test_import_specs."""
+    from .test_import_specs import CASES
+
+    every = {str(p.relative_to(ROOT / "specs")) for p in (ROOT / "specs").rglob("*.cnn")}
+    assert every == {m.spec for m in ZOO.values()} | {f"{name}.cnn" for name in CASES}

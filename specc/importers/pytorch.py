@@ -36,18 +36,24 @@ def import_module(target: str, input_shape: tuple[int, ...] | None, name: str | 
 def import_torch(model, input_shape: tuple[int, ...], name: str, origin: str):
     """The `Imported` of an nn.Module in eval mode, named `name`, its first line saying `origin`."""
     from ..backends import onnx as onnx_backend
+    from .writer import network_name
+
+    with tempfile.TemporaryDirectory(prefix="specc-import-") as folder:
+        path = Path(folder) / f"{network_name(name)}.onnx"
+        proto = onnx_backend.convert(model, input_shape, network_name(name), onnx_backend.DEFAULT_OPSET, {"specc.output": "output"}, origin)
+        path.write_bytes(proto.SerializeToString())
+        return import_exported(model, path, input_shape, name, origin)
+
+
+def import_exported(model, path: Path, input_shape: tuple[int, ...], name: str, origin: str):
+    """`model` imported from `path`, its torch.onnx.export: the graph's structure, the module's state."""
     from . import from_graph
     from .graph import OnnxGraph, load
     from .verify import agrees, check_agrees, torch_reference
     from .writer import network_name
 
-    spec_name = network_name(name)
-    with tempfile.TemporaryDirectory(prefix="specc-import-") as folder:
-        path = Path(folder) / f"{spec_name}.onnx"
-        proto = onnx_backend.convert(model, input_shape, spec_name, onnx_backend.DEFAULT_OPSET, {"specc.output": "output"}, origin)
-        path.write_bytes(proto.SerializeToString())
-        graph = OnnxGraph(load(path))
-    reference = torch_reference(model)
+    graph = OnnxGraph(load(path))
+    spec_name, reference = network_name(name), torch_reference(model)
     imported = from_graph(graph, input_shape, spec_name, origin, carry=lambda body: carry_state(model, body))
     if not agrees(imported, reference, input_shape):
         imported = from_graph(graph, input_shape, spec_name, origin)

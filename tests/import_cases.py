@@ -1,0 +1,27 @@
+"""What the tests of `specc import` share: the specs it cannot bring back yet, and how an import is compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Specs the importer cannot bring back yet, and why. The list only shrinks: a listed spec that imports fails.
+NOT_YET = {
+    "torchvision/convnext_tiny": "layernorm arrives as Transpose, LayerNormalization, Transpose: no pattern yet",
+    "torchvision/shufflenet_v2_x1_0": "channel shuffle (Reshape, Transpose, Reshape) and concat split: no pattern yet",
+}
+
+
+def rows(net) -> list[tuple]:
+    """The check report, row by row. Dropout and stochastic depth are the identity at inference, and
+    the exporter leaves them out of the graph."""
+    kept = [layer for layer in net.network.layers() if layer.kind.name not in ("dropout", "stochastic_depth")]
+    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs, layer.receptive_field) for layer in kept]
+
+
+def outputs(imported, x) -> np.ndarray:
+    """The imported network's outputs on `x`, with the imported weights."""
+    model = imported.net.to_torch().eval()
+    model.load_state_dict(imported.tensors)
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(x))).numpy()
