@@ -16,6 +16,7 @@ from ..errors import InputFileError, SpeccError, UsageError
 from ..shapes import shape_text
 from .graph import OnnxGraph, Walker, load
 from .ops import convert
+from .patterns import channels_last  # noqa: F401  (registers the converters of several-node patterns)
 from .verify import check_agrees, onnxruntime_reference
 from .writer import legal_names, named_tensors, network_name, spec_text
 

@@ -15,11 +15,20 @@ class OnnxGraph:
         from onnx import numpy_helper
 
         graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 18)
         self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        self.nodes = []
+        # Nodes that compute from the input's shape alone (its batch size, in a dynamic graph) are not
+        # layers: kept apart, so that the input's Shape is not a branch; patterns.py evaluates them.
+        self.nodes, self.size_nodes, self.sizes = [], [], set()
         for node in graph.node:
+            inputs = [name for name in node.input if name]
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            elif node.op_type == "Shape" or (
+                inputs and all(n in self.constants or n in self.sizes for n in inputs) and any(n in self.sizes for n in inputs)
+            ):
+                self.size_nodes.append(node)
+                self.sizes.update(node.output)
             else:
                 self.nodes.append(node)
         _chain_concats(self.nodes)
@@ -39,8 +48,8 @@ class OnnxGraph:
         self.input, self.output = inputs[0].name, graph.output[0].name
 
     def activations(self, node) -> list[str]:
-        """The inputs that are computed from the network's input, not constants."""
-        return [name for name in node.input if name and name not in self.constants]
+        """The inputs that are computed from the network's input, not constants nor sizes."""
+        return [name for name in node.input if name and name not in self.constants and name not in self.sizes]
 
     def constant(self, node, i: int):
         return self.constants.get(node.input[i]) if len(node.input) > i and node.input[i] else None

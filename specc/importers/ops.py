@@ -28,9 +28,11 @@ def converts(*op_types: str):
     return register
 
 
-def convert(node, g: OnnxGraph):
-    """The node's statements, each layer knowing the source module it came from (see `Layer.source`)."""
-    converter = CONVERTERS.get(node.op_type)
+def convert(node, g: OnnxGraph, converter=None):
+    """The node's statements, each layer knowing the source module it came from (see `Layer.source`).
+
+    `converter`: the one to use in place of the registry's (a channels-last region has its own)."""
+    converter = converter or CONVERTERS.get(node.op_type)
     if converter is None:
         raise _unexpressible(node, f"{node.op_type} is not a specc layer{_WHY.get(node.op_type, '')}")
     statements, tensor = converter(node, g)

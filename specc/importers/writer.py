@@ -9,7 +9,8 @@ from ..layers import KINDS
 from .blocks import Call, find_blocks
 from .tree import Layer, Statement, layers_in_order
 
-_POSITIONAL = {"fc": "K", "maxout": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode"}
+_POSITIONAL = {"fc": "K", "maxout": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode", "shuffle": "groups"}
+_POSITIONAL |= {"layerscale": "init"}
 _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
 # What specc names unnamed layers after (conv3, bn2): a graph name like these could collide with one.
 _AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
@@ -40,7 +41,7 @@ def _statements(body: list[Statement], depth: int, named: bool) -> list[str]:
                 pad + "}",
             ]
         elif st.kind == "concat":
-            out.append(pad + "concat {")
+            out.append(pad + " ".join(filter(None, ("concat", st.words, "{"))))
             for branch in st.branches:
                 if len(branch) == 1:
                     out += _statements(branch, depth + 1, named)
@@ -75,7 +76,8 @@ def _value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}" if "e" not in f"{value:g}" else repr(value)
+        text = f"{value:g}" if "e" not in f"{value:g}" else repr(value)
+        return re.sub(r"e\+?(-?)0*(?=\d)", r"e\1", text)  # 1e-6 as a person writes it, not 1e-06
     return str(value)
 
 

@@ -1,0 +1,222 @@
+"""Patterns of several ONNX nodes that are one spec layer or group, registered with ops' converters.
+
+- A channels-last region, as ConvNeXt writes its layernorm and MLP: Transpose to N x ... x C,
+  layers on the last axis (LayerNormalization, a Linear as MatMul + Add, activations), Transpose
+  back. Each layer inside is its channel-wise spec layer: layernorm, a 1x1 conv, the activation.
+- A Mul by a constant shaped C x 1 x 1: `layerscale`.
+- Channel shuffle: Reshape to N x g x C/g x ..., swap those two axes, Reshape back: `shuffle g`.
+- A Split of the channels into equal parts whose branches meet at one Concat: `concat split`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import OnnxGraph, Walker, _axis, _unexpressible
+from .ops import CONVERTERS, _name, _only_user, attrs, convert, converts, matmul, number
+from .tree import Group, Layer
+
+_LAYERSCALE_INIT = 1e-6  # LayerScale's default `init`
+# Activations work on any layout: inside a channels-last region they are what they are outside it.
+_ELEMENTWISE = ("Relu", "Sigmoid", "Tanh", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Clip", "Identity", "Dropout")
+
+
+# --- channels-last regions ----------------------------------------------------
+
+
+@converts("Transpose")
+def channels_last(node, g: OnnxGraph):
+    """Transpose(0, 2, ..., 1), layers on the last axis, Transpose(0, r-1, 1, ...): those layers, channel-wise."""
+    perm = [int(p) for p in attrs(node).get("perm", [])]
+    rank = len(perm)
+    if rank < 3 or perm != [0, *range(2, rank), 1]:
+        raise _unexpressible(
+            node, f"Transpose with perm={perm} is not a specc layer (only channels to the last axis, around layers on the channels)"
+        )
+    back = _transpose_back(node, g, [0, rank - 1, *range(1, rank - 1)])
+    return Walker(g, _convert_on_last_axis).walk(node.output[0], back.input[0]), back.output[0]
+
+
+def _transpose_back(node, g: OnnxGraph, inverse: list[int]):
+    """The one Transpose by `inverse` that every path from `node` meets: where the channels-last region ends."""
+    seen, todo, backs = set(), [node.output[0]], {}
+    while todo:
+        tensor = todo.pop()
+        if tensor == g.output:
+            raise _unexpressible(node, "Transpose to channels-last whose tensor never comes back to channels-first is not a specc layer")
+        for user in g.consumers.get(tensor, []):
+            if id(user) in seen:
+                continue
+            seen.add(id(user))
+            if user.op_type == "Transpose" and [int(p) for p in attrs(user).get("perm", [])] == inverse:
+                backs[id(user)] = user
+            else:
+                todo.extend(user.output)
+    if len(backs) != 1:
+        raise _unexpressible(node, f"Transpose to channels-last that comes back through {len(backs)} Transposes is not a specc layer")
+    return next(iter(backs.values()))
+
+
+def _convert_on_last_axis(node, g: OnnxGraph):
+    converter = _ON_LAST_AXIS.get(node.op_type) or (CONVERTERS[node.op_type] if node.op_type in _ELEMENTWISE else None)
+    if converter is None:
+        raise _unexpressible(
+            node,
+            f"{node.op_type} on a channels-last tensor (between two Transposes) is not a specc layer; "
+            "there specc reads layernorm, a Linear on the channels and activations",
+        )
+    return convert(node, g, converter)
+
+
+def _layernorm_last_axis(node, g: OnnxGraph):
+    rank = len(g.shapes.get(node.input[0], ()))
+    axis = int(attrs(node).get("axis", -1))
+    if not rank or axis % rank != rank - 1:
+        raise _unexpressible(node, f"LayerNormalization over axis {axis} of a channels-last rank-{rank} tensor is not over the channels")
+    return _layernorm(node, g)
+
+
+def _layernorm(node, g: OnnxGraph):
+    """nn.LayerNorm's scale and shift; ones and zeros where it has none (elementwise_affine=False, bias=False)."""
+    weight, bias = g.constant(node, 1), g.constant(node, 2)
+    if weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
+        raise _unexpressible(node, "LayerNormalization whose scale or shift is computed is not a specc layer")
+    bias = bias if bias is not None else np.zeros_like(weight)
+    eps = number(attrs(node).get("epsilon", 1e-5))
+    return [Layer("layernorm", {"eps": eps} if eps != 1e-5 else {}, _name(node), {"weight": weight, "bias": bias})], node.output[0]
+
+
+def _linear_on_channels(node, g: OnnxGraph):
+    """nn.Linear on the last axis of a channels-last tensor: a 1x1 conv, its K x C weight as K x C x 1 x 1."""
+    rank = len(g.shapes.get(node.input[0], ()))
+    (fc,), tensor = matmul(node, g)
+    weight = fc.tensors["weight"]
+    tensors = fc.tensors | {"weight": weight.reshape(*weight.shape, *[1] * (rank - 2))}
+    args = {"K": weight.shape[0], "F": 1} | ({"bias": False} if "bias" not in tensors else {})
+    return [Layer("conv", args, fc.name, tensors)], tensor
+
+
+_ON_LAST_AXIS = {"LayerNormalization": _layernorm_last_axis, "MatMul": _linear_on_channels}
+
+
+@converts("LayerNormalization")
+def layernorm_flat(node, g: OnnxGraph):
+    """Over the features of a flat (N, C) vector; on a channels-first tensor only inside a channels-last region."""
+    rank = len(g.shapes.get(node.input[0], ()))
+    if rank != 2 or int(attrs(node).get("axis", -1)) % rank != 1:
+        raise _unexpressible(
+            node, f"LayerNormalization over more than the channels of a rank-{rank} tensor is not specc's layernorm (over the channels)"
+        )
+    return _layernorm(node, g)
+
+
+# --- per-channel factors and channel shuffle ------------------------------------
+
+
+@converts("Mul")
+def layerscale(node, g: OnnxGraph):
+    """x · a constant shaped C x 1 x 1 (ConvNeXt's layer_scale): `layerscale`, its init where all factors are equal."""
+    shape = g.shapes.get(node.output[0], ())
+    scale = next((g.constants[name] for name in node.input if name in g.constants), None)
+    wanted = (shape[1], *[1] * (len(shape) - 2)) if len(shape) > 1 else None
+    if scale is None or wanted is None or tuple(scale.shape) != wanted:
+        got = list(scale.shape) if scale is not None else "a computed tensor"
+        raise _unexpressible(node, f"Mul by {got} is not a specc layer (layerscale is one factor per channel, shaped C x 1 x 1)")
+    values = np.unique(scale)
+    init = number(values[0]) if len(values) == 1 else _LAYERSCALE_INIT
+    return [Layer("layerscale", {"init": init} if init != _LAYERSCALE_INIT else {}, _name(node), {"scale": scale})], node.output[0]
+
+
+_reshape = CONVERTERS["Reshape"]
+
+
+@converts("Reshape")
+def reshape(node, g: OnnxGraph):
+    return _shuffle(node, g) or _restrided(node, g) or _reshape(node, g)
+
+
+def _restrided(node, g: OnnxGraph):
+    """Reshape to [-1], then a Gather of every element in order: the exporter's as_strided of a
+    tensor whose layout torch changed (ConvNeXt's pool before its layernorm), the identity in ONNX.
+    Its indices come from the batch size: computed at two sizes, they must be 0, 1, 2, ... both times."""
+    shape, before = g.constant(node, 1), g.shapes.get(node.input[0], ())
+    gather = _only_user(g, node.output[0], ("Gather",))
+    if shape is None or [int(v) for v in shape] != [-1] or gather is None or gather.input[0] != node.output[0]:
+        return None
+    if int(attrs(gather).get("axis", 0)) != 0 or gather.input[1] not in g.sizes or None in before[1:] or not before:
+        return None
+    for batch in (1, 3):
+        indices = _size_value(g, gather.input[1], batch)
+        if indices is None or indices.shape != (batch, *before[1:]) or not np.array_equal(indices.ravel(), np.arange(indices.size)):
+            return None
+    return [], gather.output[0]
+
+
+def _size_value(g: OnnxGraph, tensor: str, batch: int):
+    """The value of a tensor computed from the input's shape, for an input of `batch` samples (None where unknown)."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    dims = g.shapes.get(g.input, ())[1:]
+    if None in dims:
+        return None
+    used = {name for node in g.size_nodes for name in node.input if name in g.constants}
+    graph = helper.make_graph(
+        g.size_nodes,
+        "sizes",
+        [helper.make_tensor_value_info(g.input, 1, None)],  # 1: float
+        [helper.make_tensor_value_info(tensor, 0, None)],  # 0: any type
+        [numpy_helper.from_array(np.asarray(g.constants[name]), name) for name in sorted(used)],
+    )
+    try:
+        (value,) = ReferenceEvaluator(graph, opsets={"": g.opset}).run(None, {g.input: np.zeros((batch, *dims), np.float32)})
+    except Exception:  # a size node that needs more than the input's shape: the pattern does not apply
+        return None
+    return np.asarray(value)
+
+
+def _shuffle(node, g: OnnxGraph):
+    """(N, C, ...) to (N, g, C/g, ...), Transpose(0, 2, 1, ...), Reshape to (N, C, ...): torchvision's channel_shuffle."""
+    shape, before = g.constant(node, 1), g.shapes.get(node.input[0], ())
+    swap = _only_user(g, node.output[0], ("Transpose",))
+    back = _only_user(g, swap.output[0], ("Reshape",)) if swap else None
+    if shape is None or back is None or len(before) < 3 or None in before[1:] or len(shape) != len(before) + 1:
+        return None
+    rank, flat = len(shape), g.constant(back, 1)
+    grouped = int(shape[1]) * int(shape[2]) == before[1] and [int(v) for v in shape[3:]] == list(before[2:])
+    swapped = [int(p) for p in attrs(swap).get("perm", [])] == [0, 2, 1, *range(3, rank)]
+    restored = flat is not None and [int(v) for v in flat[1:]] == list(before[1:])
+    if not (grouped and swapped and restored):
+        return None
+    return [Layer("shuffle", {"groups": int(shape[1])})], back.output[0]
+
+
+# --- concat split -------------------------------------------------------------
+
+
+@converts("Split")
+def split(node, g: OnnxGraph):
+    """x.chunk(n, dim=1) whose parts meet at one Concat, part i in branch i: `concat split` (ShuffleNet's unit)."""
+    parts, channels = list(node.output), (g.shapes.get(node.input[0]) or (None, None))[1]
+    sizes = g.constant(node, 1)
+    sizes = [int(s) for s in sizes] if sizes is not None else [channels // len(parts)] * len(parts) if channels else []
+    if int(attrs(node).get("axis", 0)) != 1 or len(set(sizes)) != 1 or sum(sizes) != channels:
+        raise _unexpressible(node, f"Split into {sizes or 'parts'} on axis {attrs(node).get('axis', 0)} is not equal parts of the channels")
+    inside = g.between(node.input[0], g.output)
+    users = [user for part in parts for user in g.consumers.get(part, []) if id(user) in inside]
+    join = g.join(parts[0], users, inside, g.output) if users else node
+    if join.op_type != "Concat" or _axis(join) != 1 or not _one_branch_per_part(g, node, join):
+        raise _unexpressible(node, "Split whose parts do not each go through their own branch into one Concat is not a specc layer")
+    walker = Walker(g, convert)
+    branches = [walker.walk(part, end) or [Layer("identity")] for part, end in zip(parts, join.input, strict=True)]
+    return [Group("concat", branches, "split")], join.output[0]
+
+
+def _one_branch_per_part(g: OnnxGraph, node, join) -> bool:
+    """Concat input i computed from part i alone, and every node between the Split and the Concat on one such branch."""
+    if len(join.input) != len(node.output):
+        return False
+    branches = [g.between(part, end) for part, end in zip(node.output, join.input, strict=True)]
+    on_some = set().union(*branches)
+    disjoint = sum(map(len, branches)) == len(on_some)
+    return disjoint and on_some | {id(node), id(join)} == g.between(node.input[0], join.output[0])
