@@ -28,14 +28,11 @@ IMPORT_BUT_TOO_SLOW_TO_TEST = ["voxnet3d", "resnet34", "resnet50"]
 # Hand-written specs the importer cannot bring back yet, and why: none today. The list only
 # shrinks: a listed spec that imports fails test_not_yet_supported.
 NOT_YET: dict[str, str] = {}
-# specs/torchvision/ round-trips by hand (too slow for the suite; efficientnet_b0 without its residuals'
-# drop=, as stochastic depth is not in an inference graph), except TORCHVISION_NOT_YET.
-TORCHVISION_BY_HAND = ["alexnet", "densenet121", "efficientnet_b0", "googlenet", "mobilenet_v2", "mobilenet_v3_small"]
-TORCHVISION_BY_HAND += ["regnet_y_400mf", "resnext50_32x4d", "squeezenet1_0", "vgg16", "vgg16_bn", "wide_resnet50_2"]
-TORCHVISION_NOT_YET = {
-    "convnext_tiny": "layernorm arrives as Transpose, LayerNormalization, Transpose: no pattern yet",
-    "shufflenet_v2_x1_0": "channel shuffle (Reshape, Transpose, Reshape) and concat split: no pattern yet",
-}
+# specs/torchvision/ round-trips by hand (too slow for the suite; efficientnet_b0 and convnext_tiny without
+# their residuals' drop=, as stochastic depth is not in an inference graph), except TORCHVISION_NOT_YET.
+TORCHVISION_BY_HAND = ["alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "googlenet", "mobilenet_v2", "mobilenet_v3_small"]
+TORCHVISION_BY_HAND += ["regnet_y_400mf", "resnext50_32x4d", "shufflenet_v2_x1_0", "squeezenet1_0", "vgg16", "vgg16_bn", "wide_resnet50_2"]
+TORCHVISION_NOT_YET: dict[str, str] = {}
 
 
 def _random_weights(net, path: Path) -> None:

@@ -145,6 +145,11 @@ def _dims(value_info) -> tuple:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
 
 
+# Where branches that are not the whole tensor meet (slices of its channels, patterns.py):
+# each takes the walker, the fork and the join, and gives the statements or None.
+FORK_PATTERNS: list = []
+
+
 class Walker:
     """Statements from tensor to tensor: a chain of layers, and a group wherever the chain forks."""
 
@@ -171,6 +176,10 @@ class Walker:
     def group(self, fork: str, join) -> list[Statement]:
         if self._is_gelu(fork, join):
             return [Layer("gelu")]
+        for pattern in FORK_PATTERNS:
+            found = pattern(self, fork, join)
+            if found:
+                return found
         g = self.graph
         branches = [self.walk(fork, name) for name in g.activations(join)]
         starts = [min((g.index[i] for i in g.between(fork, name)), default=-1) for name in g.activations(join)]

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .graph import OnnxGraph, Walker, _axis, _unexpressible
+from .graph import FORK_PATTERNS, OnnxGraph, Walker, _axis, _unexpressible
 from .ops import CONVERTERS, _name, _only_user, attrs, convert, converts, matmul, number
 from .tree import Group, Layer
 
@@ -186,9 +188,10 @@ def _shuffle(node, g: OnnxGraph):
     grouped = int(shape[1]) * int(shape[2]) == before[1] and [int(v) for v in shape[3:]] == list(before[2:])
     swapped = [int(p) for p in attrs(swap).get("perm", [])] == [0, 2, 1, *range(3, rank)]
     restored = flat is not None and [int(v) for v in flat[1:]] == list(before[1:])
-    if not (grouped and swapped and restored):
+    flattened = flat is not None and len(flat) == 2 and int(flat[1]) in (-1, math.prod(before[1:]))  # a flatten right after
+    if not (grouped and swapped and (restored or flattened)):
         return None
-    return [Layer("shuffle", {"groups": int(shape[1])})], back.output[0]
+    return [Layer("shuffle", {"groups": int(shape[1])})] + ([] if restored else [Layer("flatten")]), back.output[0]
 
 
 # --- concat split -------------------------------------------------------------
@@ -196,7 +199,7 @@ def _shuffle(node, g: OnnxGraph):
 
 @converts("Split")
 def split(node, g: OnnxGraph):
-    """x.chunk(n, dim=1) whose parts meet at one Concat, part i in branch i: `concat split` (ShuffleNet's unit)."""
+    """x.chunk(n, dim=1) as one Split, its parts meeting at one Concat, part i in branch i: `concat split`."""
     parts, channels = list(node.output), (g.shapes.get(node.input[0]) or (None, None))[1]
     sizes = g.constant(node, 1)
     sizes = [int(s) for s in sizes] if sizes is not None else [channels // len(parts)] * len(parts) if channels else []
@@ -205,18 +208,58 @@ def split(node, g: OnnxGraph):
     inside = g.between(node.input[0], g.output)
     users = [user for part in parts for user in g.consumers.get(part, []) if id(user) in inside]
     join = g.join(parts[0], users, inside, g.output) if users else node
-    if join.op_type != "Concat" or _axis(join) != 1 or not _one_branch_per_part(g, node, join):
+    group = _concat_split(Walker(g, convert), node.input[0], [node], parts, join)
+    if group is None:
         raise _unexpressible(node, "Split whose parts do not each go through their own branch into one Concat is not a specc layer")
-    walker = Walker(g, convert)
-    branches = [walker.walk(part, end) or [Layer("identity")] for part, end in zip(parts, join.input, strict=True)]
-    return [Group("concat", branches, "split")], join.output[0]
+    return group, join.output[0]
 
 
-def _one_branch_per_part(g: OnnxGraph, node, join) -> bool:
-    """Concat input i computed from part i alone, and every node between the Split and the Concat on one such branch."""
-    if len(join.input) != len(node.output):
-        return False
-    branches = [g.between(part, end) for part, end in zip(node.output, join.input, strict=True)]
+def _sliced(walker: Walker, fork: str, join):
+    """x.chunk(n, dim=1) as n Slices of the channels (other exporters' form), meeting at `join`."""
+    g = walker.graph
+    users = [user for user in g.consumers.get(fork, []) if id(user) in g.between(fork, join.output[0])]
+    channels = (g.shapes.get(fork) or (None, None))[1]
+    if not channels or len(users) < 2 or channels % len(users) or any(user.op_type != "Slice" for user in users):
+        return None
+    ranges = [_channel_range(g, user, channels) for user in users]
+    step = channels // len(users)
+    if sorted(r for r in ranges if r) != [(i * step, (i + 1) * step) for i in range(len(users))]:
+        return None
+    slices = [user for _, user in sorted(zip(ranges, users, strict=True), key=lambda pair: pair[0])]
+    return _concat_split(walker, fork, slices, [s.output[0] for s in slices], join)
+
+
+FORK_PATTERNS.append(_sliced)
+
+
+def _channel_range(g: OnnxGraph, node, channels: int) -> tuple[int, int] | None:
+    """[start, end) of the channels a Slice takes, None where it slices anything else or by a computed amount."""
+    if len(node.input) > 1:  # opset 10 on: starts, ends, axes, steps as inputs
+        if any(name and name not in g.constants for name in node.input[1:]):
+            return None
+        starts, ends, axes, steps = (g.constant(node, i) for i in range(1, 5))
+    else:
+        a = attrs(node)
+        starts, ends, axes, steps = a.get("starts"), a.get("ends"), a.get("axes"), None
+    rank = len(g.shapes.get(node.input[0], ()))
+    axes = list(range(len(starts))) if axes is None else [int(x) for x in axes]  # ONNX's default: the first axes
+    if not rank or axes != [axes[0]] or axes[0] % rank != 1 or (steps is not None and [int(x) for x in steps] != [1]):
+        return None
+    start, end = (int(v) + channels if int(v) < 0 else int(v) for v in (starts[0], ends[0]))
+    return min(start, channels), min(end, channels)
+
+
+def _concat_split(walker: Walker, source: str, forks: list, parts: list[str], join):
+    """`concat split` where Concat input i is computed from part i alone and every node between the
+    fork and the join is on one such branch; None otherwise."""
+    g = walker.graph
+    if join.op_type != "Concat" or _axis(join) != 1 or len(join.input) != len(parts):
+        return None
+    branches = [g.between(part, end) for part, end in zip(parts, join.input, strict=True)]
     on_some = set().union(*branches)
-    disjoint = sum(map(len, branches)) == len(on_some)
-    return disjoint and on_some | {id(node), id(join)} == g.between(node.input[0], join.output[0])
+    reached = all(b or part == end for b, part, end in zip(branches, parts, join.input, strict=True))
+    whole = on_some | {id(n) for n in forks} | {id(join)} == g.between(source, join.output[0])
+    if not reached or not whole or sum(map(len, branches)) != len(on_some):
+        return None
+    walked = [walker.walk(part, end) or [Layer("identity")] for part, end in zip(parts, join.input, strict=True)]
+    return [Group("concat", walked, "split")]
