@@ -201,7 +201,7 @@ def _shuffle(node, g: OnnxGraph):
 def split(node, g: OnnxGraph):
     """x.chunk(n, dim=1) as one Split, its parts meeting at one Concat, part i in branch i: `concat split`."""
     parts, channels = list(node.output), (g.shapes.get(node.input[0]) or (None, None))[1]
-    sizes = g.constant(node, 1)
+    sizes = g.constant(node, 1) if len(node.input) > 1 else attrs(node).get("split")  # an attribute before opset 13
     sizes = [int(s) for s in sizes] if sizes is not None else [channels // len(parts)] * len(parts) if channels else []
     if int(attrs(node).get("axis", 0)) != 1 or len(set(sizes)) != 1 or sum(sizes) != channels:
         raise _unexpressible(node, f"Split into {sizes or 'parts'} on axis {attrs(node).get('axis', 0)} is not equal parts of the channels")
@@ -217,7 +217,8 @@ def split(node, g: OnnxGraph):
 def _sliced(walker: Walker, fork: str, join):
     """x.chunk(n, dim=1) as n Slices of the channels (other exporters' form), meeting at `join`."""
     g = walker.graph
-    users = [user for user in g.consumers.get(fork, []) if id(user) in g.between(fork, join.output[0])]
+    inside = g.between(fork, join.output[0])
+    users = [user for user in g.consumers.get(fork, []) if id(user) in inside]
     channels = (g.shapes.get(fork) or (None, None))[1]
     if not channels or len(users) < 2 or channels % len(users) or any(user.op_type != "Slice" for user in users):
         return None
@@ -242,6 +243,8 @@ def _channel_range(g: OnnxGraph, node, channels: int) -> tuple[int, int] | None:
         a = attrs(node)
         starts, ends, axes, steps = a.get("starts"), a.get("ends"), a.get("axes"), None
     rank = len(g.shapes.get(node.input[0], ()))
+    if starts is None or ends is None:
+        return None
     axes = list(range(len(starts))) if axes is None else [int(x) for x in axes]  # ONNX's default: the first axes
     if not rank or axes != [axes[0]] or axes[0] % rank != 1 or (steps is not None and [int(x) for x in steps] != [1]):
         return None
