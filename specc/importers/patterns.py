@@ -217,6 +217,8 @@ def split(node, g: OnnxGraph):
 def _sliced(walker: Walker, fork: str, join):
     """x.chunk(n, dim=1) as n Slices of the channels (other exporters' form), meeting at `join`."""
     g = walker.graph
+    if not any(user.op_type == "Slice" for user in g.consumers.get(fork, [])):
+        return None  # the usual case, answered before the walk through the region below
     inside = g.between(fork, join.output[0])
     users = [user for user in g.consumers.get(fork, []) if id(user) in inside]
     channels = (g.shapes.get(fork) or (None, None))[1]
