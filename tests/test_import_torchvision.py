@@ -28,17 +28,14 @@ MODELS = ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2", "alexn
 MODELS += ["mobilenet_v3_small", "regnet_y_400mf", "resnext50_32x4d", "squeezenet1_0", "vgg16_bn", "wide_resnet50_2"]
 MODELS += ["convnext_tiny", "shufflenet_v2_x1_0"]
 # Models the importer cannot bring back yet, and why; the list only shrinks (a listed model that imports fails).
-NOT_YET = {
-    "convnext_tiny": "layernorm arrives as Transpose, LayerNormalization, Transpose: no pattern yet",
-    "shufflenet_v2_x1_0": "channel shuffle (Reshape, Transpose, Reshape) and concat split: no pattern yet",
-}
+NOT_YET: dict[str, str] = {}
 # AlexNet and VGG pool adaptively to a fixed size before their classifier: only at 224 is that pool the
 # identity the spec leaves out. Every other model is the same function at any size, and 64x64 is quicker.
 INPUT = {"alexnet": (3, 224, 224), "vgg16": (3, 224, 224), "vgg16_bn": (3, 224, 224)}
 KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}  # the auxiliary heads are not in an inference graph
 LINES = 59  # "well under 60" is asked of every model
 # Models that import but whose spec is still longer (blocks are found one level deep). The list only shrinks.
-TOO_LONG_YET = {"efficientnet_b0", "googlenet", "mobilenet_v3_small", "regnet_y_400mf"}
+TOO_LONG_YET = {"efficientnet_b0", "googlenet", "mobilenet_v3_small", "regnet_y_400mf", "shufflenet_v2_x1_0"}
 
 
 def _quiet_export(model, shape, path):
@@ -80,7 +77,7 @@ def test_a_torchvision_model_comes_back_from_its_onnx_file(name, tmp_path):
     assert _sums(carried.tensors) == _sums(model.state_dict())
 
 
-@pytest.mark.parametrize("name", sorted(NOT_YET))
+@pytest.mark.parametrize("name", sorted(NOT_YET) or [pytest.param("", marks=pytest.mark.skip(reason="every model imports"))])
 def test_not_yet(name, tmp_path):
     model = build(name)
     _quiet_export(model, (3, 64, 64), tmp_path / f"{name}.onnx")

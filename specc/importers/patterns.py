@@ -140,18 +140,23 @@ def reshape(node, g: OnnxGraph):
 def _restrided(node, g: OnnxGraph):
     """Reshape to [-1], then a Gather of every element in order: the exporter's as_strided of a
     tensor whose layout torch changed (ConvNeXt's pool before its layernorm), the identity in ONNX.
-    Its indices come from the batch size: computed at two sizes, they must be 0, 1, 2, ... both times."""
+    Its indices are constants, or come from the batch size: then computed at two sizes, they must be
+    0, 1, 2, ... both times."""
     shape, before = g.constant(node, 1), g.shapes.get(node.input[0], ())
     gather = _only_user(g, node.output[0], ("Gather",))
     if shape is None or [int(v) for v in shape] != [-1] or gather is None or gather.input[0] != node.output[0]:
         return None
-    if int(attrs(gather).get("axis", 0)) != 0 or gather.input[1] not in g.sizes or None in before[1:] or not before:
+    if int(attrs(gather).get("axis", 0)) != 0 or not before or None in before[1:]:
         return None
-    for batch in (1, 3):
-        indices = _size_value(g, gather.input[1], batch)
+    name = gather.input[1]
+    if name in g.constants:  # a graph exported at a fixed batch size
+        found = [(np.asarray(g.constants[name]), before[0])]
+    else:
+        found = [(_size_value(g, name, batch), batch) for batch in (1, 3)] if name in g.sizes else []
+    for indices, batch in found:
         if indices is None or indices.shape != (batch, *before[1:]) or not np.array_equal(indices.ravel(), np.arange(indices.size)):
             return None
-    return [], gather.output[0]
+    return ([], gather.output[0]) if found else None
 
 
 def _size_value(g: OnnxGraph, tensor: str, batch: int):
