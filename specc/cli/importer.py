@@ -13,7 +13,9 @@ import click
     "-o", "--output", "--out", "output", type=click.Path(dir_okay=False), help="The spec to write [default: MODEL's name with .cnn]."
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="Also write the weights (.safetensors): the graph's, or the module's own.")
-@click.option("--input", "input_shape", help="The input size CxHxW: for a module:callable, or where the graph's is symbolic (e.g. 3x224x224).")
+@click.option(
+    "--input", "input_shape", help="The input size CxHxW: for a module:callable, or where the graph's is symbolic (e.g. 3x224x224)."
+)
 def import_(model: str, output: str | None, weights: str | None, input_shape: str | None):
     """Write MODEL as a spec: residual and concat groups, repeated units as blocks, layer names from
     the source. MODEL is an ONNX file or `module:callable` building a torch.nn.Module (with --input)."""
