@@ -174,8 +174,9 @@ class Walker:
         return out
 
     def group(self, fork: str, join) -> list[Statement]:
+        scope = (join.name or "").rpartition("/")[0].strip("/") or None  # `features.5` in `features.5/Add`
         if self._is_gelu(fork, join):
-            return [Layer("gelu")]
+            return [Layer("gelu", source=scope)]
         for pattern in FORK_PATTERNS:
             found = pattern(self, fork, join)
             if found:
@@ -186,7 +187,10 @@ class Walker:
         merge = _MERGES.get(join.op_type)
         if merge is None or (join.op_type == "Concat" and _axis(join) != 1):
             raise _unexpressible(join, f"{join.op_type} of {_count(branches)} activations is not a specc layer")
-        return merge(join, branches, starts)
+        statements = merge(join, branches, starts)
+        for st in statements:  # the join's module owns the group, or the silu or gelu the join stands for
+            st.source = st.source or scope
+        return statements
 
     def _is_gelu(self, fork: str, join) -> bool:
         """x · 0.5 · (1 + erf(x / √2)): GELU as the exporter writes it before opset 20."""

@@ -27,6 +27,7 @@ class Group:
     shortcut: list[Layer] = field(default_factory=list)  # residual: the projection's conv and batchnorm
     shortcut_first: bool = False  # residual: the projection comes before the body (RegNet)
     name: str | None = None  # a `seq` of block calls: the source's stage name (`layer2`)
+    source: str | None = None  # the source module of the node that joins the branches (`features.5`)
 
 
 Statement = Layer | Group
