@@ -23,6 +23,7 @@ from ..layers import KINDS
 from .tree import Group, Layer, Statement, layers_in_order
 from .units import Module, Unit, find_units, modules_by_height, path, sources, under
 
+_ACTIVATIONS = {"relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "tanh", "elu", "leakyrelu", "mish"}
 _SHORT = {"groups": "G", "dilation": "D"}  # parameters named as the zoo's blocks name them
 _NAMES = {"residual": "res", "concat": "cat", "gate": "gated"}
 
@@ -62,7 +63,7 @@ def find_blocks(body: list[Statement], named: bool) -> tuple[list[Block], list]:
     taken = {layer.name for layer in layers_in_order(body) if layer.name}
     blocks: dict[str, Block] = {}
     for modules in modules_by_height(body):
-        units, calls = find_units(body, modules), {}
+        units, calls = _activations_outside(find_units(body, modules)), {}
         clusters: dict[tuple, list[Unit]] = {}
         for unit in units:
             clusters.setdefault(_skeleton(unit.run), []).append(unit)
@@ -80,22 +81,47 @@ def find_blocks(body: list[Statement], named: bool) -> tuple[list[Block], list]:
     return list(blocks.values()), _stages(body, taken, everyone) if named else body
 
 
+def _activations_outside(units: list[Unit]) -> list[Unit]:
+    """Units alike but for their last activation (a conv and batchnorm with relu, with hardswish, with
+    none) leave it out, to follow their call: one block for the three, as a person would write it."""
+    cores: dict[tuple, list[Unit]] = {}
+    for unit in units:
+        cores.setdefault(_skeleton(_core(unit.run)), []).append(unit)
+    for members in cores.values():
+        if len({_skeleton(unit.run) for unit in members}) > 1:
+            for unit in members:
+                unit.end = unit.start + len(_core(unit.run))
+    return units
+
+
+def _core(run: list) -> list:
+    last = run[-1]
+    if len(run) > 2 and isinstance(last, Layer) and last.kind in _ACTIVATIONS and not last.tensors:
+        return run[:-1]
+    return run
+
+
 def _lines(statements: list) -> int:
-    """How many lines the statements take written out."""
+    """How many lines the statements take written out, equal calls in a row as one repeat."""
     count = 0
-    for st in statements:
+    for i, st in enumerate(statements):
         if isinstance(st, Group):
             wrapped = [b for b in st.branches if st.kind == "concat" and len(b) > 1]
             count += 2 + sum(_lines(b) for b in st.branches) + 2 * len(wrapped)
-        else:
+        elif not (
+            isinstance(st, Call)
+            and i
+            and isinstance(statements[i - 1], Call)
+            and (statements[i - 1].block, statements[i - 1].values) == (st.block, st.values)
+        ):
             count += 1
     return count
 
 
 def _shortens(members: list[Unit]) -> bool:
-    """A block costs its body, its first and last line and a blank one; each call saves its unit's lines but one."""
+    """A block costs its body and its first and last line; each call saves its unit's lines but one."""
     written = _lines(members[0].run)
-    return sum(_lines(unit.run) - 1 for unit in members) >= written
+    return sum(_lines(unit.run) - 1 for unit in members) >= written + 2
 
 
 def _varies(value) -> bool:
@@ -182,18 +208,24 @@ def _block(name: str, units: list[Unit], named: bool, blocks: dict[str, Block]) 
 
 
 def _expression(column: tuple, field_name: str, params: dict[tuple, str]) -> str:
+    """A new parameter for `column`, or one already made for the same field or a multiple of it (`4*K`)."""
     if column in params:
         return params[column]
     for known, param in params.items():
         ratio = {v // k if k and v % k == 0 else None for k, v in zip(known, column, strict=True)}
-        if len(ratio) == 1 and None not in ratio:
+        if len(ratio) == 1 and None not in ratio and _short(field_name) == param.rstrip("0123456789"):
             return f"{ratio.pop()}*{param}"
-    taken, n, name = set(params.values()), 1, _SHORT.get(field_name, field_name)
+    taken, n, name = set(params.values()), 1, _short(field_name)
     while name in taken:
         n += 1
-        name = f"{_SHORT.get(field_name, field_name)}{n}"
+        name = f"{_short(field_name)}{n}"
     params[column] = name
     return name
+
+
+def _short(field_name: str) -> str:
+    """A parameter's name for a field (`groups` -> `G`), or for an inner block's parameter (`K2` -> `K`)."""
+    return _SHORT.get(field_name, field_name).rstrip("0123456789") or field_name
 
 
 def _groups(statements: list[Statement]):
@@ -253,7 +285,13 @@ def _stages(statements: list, taken: set[str], everyone: list[str | None]) -> li
         st = statements[i]
         stage = _stage(st) if isinstance(st, Call) else ()
         end = i + 1
-        while stage and end < len(statements) and isinstance(statements[end], Call) and _stage(statements[end]) == stage:
+        while (
+            stage
+            and end < len(statements)
+            and isinstance(statements[end], Call)
+            and _stage(statements[end]) == stage
+            and statements[end].block == st.block
+        ):
             end += 1
         run = statements[i:end]
         label = "_".join(stage)

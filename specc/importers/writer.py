@@ -22,8 +22,8 @@ def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], or
     definitions, body = find_blocks(body, named) if blocks else ([], body)
     for block in definitions:
         params = [*(p for p in block.params if p not in block.defaults), *(f"{p}={v}" for p, v in block.defaults.items())]
-        lines += [f"block {block.name}({', '.join(params)}) {{", *_statements(block.body, 1, named), "}", ""]
-    lines += _statements(body, 0, named)
+        lines += [f"block {block.name}({', '.join(params)}) {{", *_statements(block.body, 1, named), "}"]
+    lines += [""] * bool(definitions) + _statements(body, 0, named)  # blocks back to back, as the zoo writes them
     return "\n".join(lines) + "\n"
 
 
