@@ -392,7 +392,9 @@ def test_a_pytorch_model_comes_in_through_its_export(tmp_path):
     result = CliRunner().invoke(main, ["import", f"{__name__}:tiny_net", "--input", "3x8x8", "-o", str(out), "--weights", str(weights)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert text.startswith(f"# Imported by `specc import` from {__name__}:tiny_net.") and "block res() {" in text and "res() x2" in text
+    assert (
+        text.startswith(f"# Imported by `specc import` from {__name__}:tiny_net.") and "block unit() {" in text and "unit() x2" in text
+    )  # named after its class
     net = specc.load(out)
     model = tiny_net().eval()
     assert net.check().total_params == sum(p.numel() for p in model.parameters())

@@ -18,6 +18,7 @@ from ..shapes import shape_text
 from .graph import OnnxGraph, Walker, load
 from .ops import convert
 from .patterns import channels_last  # noqa: F401  (registers the converters of several-node patterns)
+from .units import module_classes
 from .verify import check_agrees, onnxruntime_reference
 from .writer import legal_names, named_tensors, network_name, spec_text
 
@@ -59,7 +60,7 @@ def from_graph(graph: OnnxGraph, shape: tuple[int, ...], spec_name: str, origin:
             if not named:
                 raise
     try:  # the same network with its repeated units as blocks, kept only where it is the same row for row
-        blocked, blocked_net = _checked(spec_text(spec_name, shape, body, origin, named), spec_name)
+        blocked, blocked_net = _checked(spec_text(spec_name, shape, body, origin, named, classes=module_classes(graph.nodes)), spec_name)
         if _rows(blocked_net) == _rows(net):
             text, net = blocked, blocked_net
     except SpeccError:

@@ -56,29 +56,58 @@ class Block:
         return Call(self.name, dict(values), args, kwargs, **more)
 
 
-def find_blocks(body: list[Statement], named: bool) -> tuple[list[Block], list]:
-    """The blocks, and the statements with units replaced by calls; `body` is left as it is."""
+def find_blocks(body: list[Statement], named: bool, classes: dict[Module, str] | None = None) -> tuple[list[Block], list]:
+    """The blocks, and the statements with units replaced by calls; `body` is left as it is.
+    `classes`: the source's class of each module, to name blocks after (see units.module_classes)."""
     body = copy.deepcopy(body)
     everyone = [s for st in body for s in sources(st)]
     taken = {layer.name for layer in layers_in_order(body) if layer.name}
     blocks: dict[str, Block] = {}
     for modules in modules_by_height(body):
-        units, calls = _activations_outside(find_units(body, modules)), {}
-        clusters: dict[tuple, list[Unit]] = {}
-        for unit in units:
-            clusters.setdefault(_skeleton(unit.run), []).append(unit)
-        for members in clusters.values():
-            if len(members) < 2 or not _shortens(members):
-                continue
-            block = _block(_block_name(members[0].run, taken), members, named, blocks)
-            blocks[block.name] = block
-            calls.update(zip(map(id, members), block.calls, strict=True))
-        for unit in sorted((u for u in units if id(u) in calls), key=lambda u: -u.start):  # later ones first: earlier starts stay put
-            unit.statements[unit.start : unit.end] = [calls[id(unit)]]
+        _gather(_activations_outside(find_units(body, modules)), blocks, taken, named, classes or {})
+    _gather(_runs_alike(body), blocks, taken, named, {})  # a flat Sequential's repeated layers (VGG's conv, batchnorm, relu)
     for block in blocks.values():
         block.body = _repeats(block.body)
     body = _repeats(body)
     return list(blocks.values()), _stages(body, taken, everyone) if named else body
+
+
+def _gather(units: list[Unit], blocks: dict[str, Block], taken: set[str], named: bool, classes: dict[Module, str]) -> None:
+    """Units alike become one block (where it pays) and calls of it in their place."""
+    clusters: dict[tuple, list[Unit]] = {}
+    for unit in units:
+        clusters.setdefault(_skeleton(unit.run), []).append(unit)
+    calls = {}
+    for members in clusters.values():
+        if len(members) < 2 or not _shortens(members):
+            continue
+        block = _block(_block_name(members, taken, classes), members, named, blocks)
+        blocks[block.name] = block
+        calls.update(zip(map(id, members), block.calls, strict=True))
+    for unit in sorted((u for u in units if id(u) in calls), key=lambda u: -u.start):  # later ones first: earlier starts stay put
+        unit.statements[unit.start : unit.end] = [calls[id(unit)]]
+
+
+def _runs_alike(statements: list) -> list[Unit]:
+    """In a list of plain layers, the windows of a few layers that recur (apart) and save the most lines."""
+    best: list[Unit] = []
+    for n in range(2, 6):
+        starts: dict[tuple, list[int]] = {}
+        for i in range(len(statements) - n + 1):
+            if all(isinstance(st, Layer) for st in statements[i : i + n]):
+                found = starts.setdefault(_skeleton(statements[i : i + n]), [])
+                if not found or found[-1] + n <= i:
+                    found.append(i)
+        for found in starts.values():
+            units = [Unit((), statements, i, i + n) for i in found]
+            if _saving(units) > max(1, _saving(best)):
+                best = units
+    return best
+
+
+def _saving(units: list[Unit]) -> int:
+    """Lines a block of `units` saves, before repeats: its calls' units but one line each, less its body and braces."""
+    return sum(_lines(unit.run) - 1 for unit in units) - _lines(units[0].run) - 2 if units else 0
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:
@@ -120,8 +149,7 @@ def _lines(statements: list) -> int:
 
 def _shortens(members: list[Unit]) -> bool:
     """A block costs its body and its first and last line; each call saves its unit's lines but one."""
-    written = _lines(members[0].run)
-    return sum(_lines(unit.run) - 1 for unit in members) >= written + 2
+    return _saving(members) >= 0
 
 
 def _varies(value) -> bool:
@@ -133,7 +161,8 @@ def _skeleton(statements: list) -> tuple:
     out = []
     for st in statements:
         if isinstance(st, Layer):
-            out.append((st.kind, tuple((f, v) for f, v in st.args.items() if not _varies(v))))
+            required = tuple(f for f, v in st.args.items() if _varies(v) and KINDS[st.kind].defaults().get(f) is None)
+            out.append((st.kind, tuple((f, v) for f, v in st.args.items() if not _varies(v)), required))
         elif isinstance(st, Call):
             out.append(("call", st.block, st.repeat, tuple((p, v) for p, v in st.values.items() if not _varies(v))))
         else:
@@ -178,14 +207,16 @@ def _block(name: str, units: list[Unit], named: bool, blocks: dict[str, Block]) 
         values, defaults, order = _fields(mine, blocks)
         varying = dict.fromkeys(f for unit in slots for f, v in _fields(unit[position], blocks)[0].items() if _varies(v))
         args = {f: v for f, v in values.items() if not _varies(v)}
-        for f in varying:
-            column = tuple(_fields(unit[position], blocks)[0].get(f, defaults.get(f)) for unit in slots)
+        columns = {f: tuple(_fields(unit[position], blocks)[0].get(f, defaults.get(f)) for unit in slots) for f in varying}
+        for f, column in columns.items():
             if len(set(column)) == 1:
                 if column[0] != defaults.get(f):
                     args[f] = column[0]
-                continue
-            args[f] = _expression(column, f, params)
-            usual.setdefault(args[f], defaults.get(f))
+            elif f == "P" and isinstance(mine, Layer) and _same_padding(columns.get("F"), column) and args.get("F") in params.values():
+                args[f] = f"({args['F']}-1)/2"  # `same` padding, as the zoo writes it
+            else:
+                args[f] = _expression(column, f, params)
+                usual.setdefault(args[f], defaults.get(f))
         if isinstance(mine, Layer):
             mine.args = dict(sorted(args.items(), key=lambda item: order.index(item[0])))
             mine.name = _local_name([unit[position] for unit in slots], [unit.module for unit in units]) if named else None
@@ -223,6 +254,10 @@ def _expression(column: tuple, field_name: str, params: dict[tuple, str]) -> str
     return name
 
 
+def _same_padding(sizes: tuple | None, padding: tuple) -> bool:
+    return sizes is not None and all(isinstance(f, int) and f % 2 == 1 and p == (f - 1) // 2 for f, p in zip(sizes, padding, strict=True))
+
+
 def _short(field_name: str) -> str:
     """A parameter's name for a field (`groups` -> `G`), or for an inner block's parameter (`K2` -> `K`)."""
     return _SHORT.get(field_name, field_name).rstrip("0123456789") or field_name
@@ -247,14 +282,38 @@ def _local_name(layers: list[Layer], modules: list[Module]) -> str | None:
     return tail if re.fullmatch(r"[A-Za-z_]\w*", tail) and not is_auto_name(tail) else None
 
 
-def _block_name(unit: list, taken: set[str]) -> str:
+def _block_name(members: list[Unit], taken: set[str], classes: dict[Module, str]) -> str:
+    """After the source's class where all units share one (`SqueezeExcitation` -> `se`), else after the group."""
+    unit = members[0].run
     base = _NAMES.get(unit[0].kind, "part") if isinstance(unit[0], Group) else "part"
+    named = {_class_name(classes, member.module) for member in members}
+    if len(named) == 1 and None not in named and (named.pop() not in taken or base == "part"):
+        base = _class_name(classes, members[0].module)  # a residual around a block of that class stays `res`
     name, n = base, 1
     while name in taken:
         n += 1
         name = f"{base}{n}"
     taken.add(name)
     return name
+
+
+_CONTAINERS = {"Sequential", "ModuleList", "ModuleDict", "Module"}
+
+
+def _class_name(classes: dict[Module, str], module: Module) -> str | None:
+    """`inverted_residual` for InvertedResidual, `se` for SqueezeExcitation: snake_case, the initials where long.
+    A Sequential that is all its parent holds is named after the parent (an inverted residual's `block`)."""
+    cls = classes.get(module)
+    parent = module[:-1]
+    children = {other[: len(module)] for other in classes if other[: len(parent)] == parent and len(other) > len(parent)}
+    if cls in _CONTAINERS and parent and children == {module}:
+        cls = classes.get(parent)
+    if not cls or cls in _CONTAINERS:
+        return None
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+[a-z]*", cls.strip("_"))]
+    name = "_".join(words)
+    name = "".join(w[0] for w in words if w[0].isalpha()) if len(name) > 12 else name
+    return name if re.fullmatch(r"[a-z_]\w*", name) else None
 
 
 def _repeats(statements: list) -> list:

@@ -88,3 +88,16 @@ def find_unit(statements: list[Statement], module: Module) -> Unit | None:
 
 def find_units(body: list[Statement], modules: list[Module]) -> list[Unit]:
     return [unit for unit in (find_unit(body, module) for module in modules) if unit is not None]
+
+
+def module_classes(nodes) -> dict[Module, str]:
+    """Each source module's class, where the exporter recorded it in a node's `namespace`
+    ('...: MobileNetV3/features.0: torchvision.ops.misc.Conv2dNormActivation/...')."""
+    classes: dict[Module, str] = {}
+    for node in nodes:
+        namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+        for part in namespace.split("/"):
+            module, _, cls = part.partition(": ")
+            if module.strip() and cls:
+                classes[path(module.strip())] = cls.rsplit(".", 1)[-1]
+    return classes

@@ -16,10 +16,13 @@ _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
 _AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
 
 
-def spec_text(name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True, blocks: bool = True) -> str:
-    """The spec; with `blocks`, repeated units written once as a block and called (see blocks.py)."""
+def spec_text(
+    name: str, input_shape: tuple[int, ...], body: list[Statement], origin: str, named: bool = True, blocks: bool = True, classes=None
+) -> str:
+    """The spec; with `blocks`, repeated units written once as a block and called (see blocks.py), named
+    after the source's `classes` of modules where it has them (see units.module_classes)."""
     lines = [f"# Imported by `specc import` from {origin}.", f"network {name}", f"input {'x'.join(map(str, input_shape))}", ""]
-    definitions, body = find_blocks(body, named) if blocks else ([], body)
+    definitions, body = find_blocks(body, named, classes) if blocks else ([], body)
     for block in definitions:
         params = [*(p for p in block.params if p not in block.defaults), *(f"{p}={v}" for p, v in block.defaults.items())]
         lines += [f"block {block.name}({', '.join(params)}) {{", *_statements(block.body, 1, named), "}"]
