@@ -3,6 +3,7 @@ specs with the same check report and, with the imported weights, onnxruntime's o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -365,6 +366,52 @@ def test_units_that_auto_would_change_stay_as_they_are(tmp_path):
     """A projection where the shape stays is not what shortcut=auto builds: the block-free spec is kept."""
     text = _assert_same_network("projections", tmp_path, SAME_SHAPE_PROJECTIONS).text
     assert "block" not in text and text.count("residual shortcut=project {") == 2
+
+
+NESTED = """network nested
+input 3x16x16
+
+block cbr(K, S=1) {
+    conv K=K F=3 S=S P=1 bias=false
+    batchnorm
+    relu
+}
+block body(K, S=1) {
+    cbr(K, S=S)
+    cbr(K)
+    conv K=K F=1 bias=false
+    batchnorm
+}
+
+stem: cbr(8)
+residual {
+    body(8)
+}
+residual shortcut=auto {
+    body(16, S=2)
+}
+residual {
+    body(16)
+}
+pool avg global
+flatten
+fc 10
+"""
+
+
+def test_blocks_nest_and_a_block_is_a_residual_body(tmp_path):
+    """Found bottom-up over the source's modules: conv-batchnorm-relu first, then the body made of two
+    calls of it, inside each residual; the projecting residual and the others alike."""
+    text = _assert_same_network("nested", tmp_path, NESTED).text
+    blocks = dict(re.findall(r"block (\w+)\((.*?)\) \{", text))
+    assert len(blocks) == 2, text
+    inner, outer = blocks
+    assert blocks[inner] == blocks[outer] == "K, S=1"
+    assert f"    {inner}(K, S=S)\n    {inner}(K)\n    conv K=K F=1 bias=false\n" in text
+    lines = [line.strip() for line in text.splitlines()]
+    assert f"{inner}(8)" in lines and {f"{outer}(8)", f"{outer}(16, S=2)", f"{outer}(16)"} <= set(lines)
+    assert "residual {" in lines and "conv" not in text[text.index(f"\n{inner}(8)") :]
+    assert text == specc.fmt.format_text(text)
 
 
 # --- a PyTorch model, through torch.onnx.export ---------------------------------

@@ -107,7 +107,7 @@ def _runs_alike(statements: list) -> list[Unit]:
 
 def _saving(units: list[Unit]) -> int:
     """Lines a block of `units` saves, before repeats: its calls' units but one line each, less its body and braces."""
-    return sum(_lines(unit.run) - 1 for unit in units) - _lines(units[0].run) - 2 if units else 0
+    return sum(_lines(unit.run) - 1 for unit in units) - max(_lines(unit.run) for unit in units) - 2 if units else 0
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:
@@ -310,10 +310,23 @@ def _class_name(classes: dict[Module, str], module: Module) -> str | None:
         cls = classes.get(parent)
     if not cls or cls in _CONTAINERS:
         return None
-    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+[a-z]*", cls.strip("_"))]
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])\d*[a-z]*|[A-Z]?[a-z]+\d*[a-z]*", cls)]
+    words = words[:-1] if len(words) > 1 and words[-1] in ("block", "layer", "module", "unit") else words
     name = "_".join(words)
     name = "".join(w[0] for w in words if w[0].isalpha()) if len(name) > 12 else name
-    return name if re.fullmatch(r"[a-z_]\w*", name) else None
+    return name if re.fullmatch(r"[a-z]\w*", name) and not _taken_word(name) else None
+
+
+def _taken_word(name: str) -> bool:
+    """A name the language or PyTorch has already: a layer kind (`conv`), a keyword, a module method (`to`)."""
+    from ..ir import RESERVED
+    from .writer import is_auto_name
+
+    return (
+        is_auto_name(name)
+        or name in RESERVED
+        or name in {"network", "input", "init", "train", "block", "residual", "concat", "seq", "gate"}
+    )
 
 
 def _repeats(statements: list) -> list:
