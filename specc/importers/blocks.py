@@ -76,7 +76,7 @@ def _gather(units: list[Unit], blocks: dict[str, Block], taken: set[str], named:
     """Units alike become one block (where it pays) and calls of it in their place."""
     clusters: dict[tuple, list[Unit]] = {}
     for unit in units:
-        clusters.setdefault(_skeleton(unit.run), []).append(unit)
+        clusters.setdefault(_skeleton(unit.alike), []).append(unit)
     calls = {}
     for members in clusters.values():
         if len(members) < 2 or not _shortens(members):
@@ -111,13 +111,18 @@ def _saving(units: list[Unit]) -> int:
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:
-    """Units alike but for their last activation (a conv and batchnorm with relu, with hardswish, with
-    none) leave it out, to follow their call: one block for the three, as a person would write it."""
+    """Units alike but for their last activation are one block: where some have one kind and others
+    none, the block has it `x A` times (A=0 for those without); where they have several kinds (relu,
+    hardswish, none), they leave it out, to follow their call."""
     cores: dict[tuple, list[Unit]] = {}
     for unit in units:
         cores.setdefault(_skeleton(_core(unit.run)), []).append(unit)
     for members in cores.values():
-        if len({_skeleton(unit.run) for unit in members}) > 1:
+        tails = {unit.run[-1].kind if len(_core(unit.run)) < len(unit.run) else None for unit in members}
+        if len(tails) == 2 and None in tails:  # one activation or none: `silu x A` in the block
+            for unit in members:
+                unit.lacks = None if len(_core(unit.run)) < len(unit.run) else next(t for t in tails if t)
+        elif len(tails) > 1:
             for unit in members:
                 unit.end = unit.start + len(_core(unit.run))
     return units
@@ -199,8 +204,8 @@ def _fields(slot, blocks: dict[str, Block]) -> tuple[dict, dict, list[str]]:
 
 def _block(name: str, units: list[Unit], named: bool, blocks: dict[str, Block]) -> Block:
     """The block whose calls give `units`: whole-number arguments that differ become parameters."""
-    body = copy.deepcopy(units[0].run)
-    slots = [_slots(unit.run) for unit in units]
+    body = copy.deepcopy(next((unit for unit in units if not unit.lacks), units[0]).run)
+    slots = [_slots(unit.alike) for unit in units]
     params: dict[tuple, str] = {}  # the column of values a parameter takes -> its name
     usual: dict[str, int] = {}  # a parameter -> the default of the field it was made for
     for position, mine in enumerate(_slots(body)):
@@ -218,6 +223,10 @@ def _block(name: str, units: list[Unit], named: bool, blocks: dict[str, Block]) 
                 args[f] = _expression(column, f, params)
                 usual.setdefault(args[f], defaults.get(f))
         if isinstance(mine, Layer):
+            counts = tuple(unit[position].repeat for unit in slots)
+            if len(set(counts)) > 1:
+                mine.repeat = _expression(counts, "A", params)
+                usual.setdefault(mine.repeat, 1)
             mine.args = dict(sorted(args.items(), key=lambda item: order.index(item[0])))
             mine.name = _local_name([unit[position] for unit in slots], [unit.module for unit in units]) if named else None
             mine.tensors = {}

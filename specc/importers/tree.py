@@ -15,6 +15,7 @@ class Layer:
     name: str | None = None
     tensors: dict[str, Any] = field(default_factory=dict)  # "weight", "bias", "running_mean", ... -> numpy array
     source: str | None = None  # the source module it came from (`layer1.0.conv1`), activations too; never legalised
+    repeat: int | str = 1  # in a block's body, `silu x A`: a parameter that is 0 where a unit has no such layer
 
 
 @dataclass

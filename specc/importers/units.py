@@ -25,10 +25,16 @@ class Unit:
     statements: list[Statement]
     start: int
     end: int
+    lacks: str | None = None  # the activation that others like it end with, and it does not (blocks.py)
 
     @property
     def run(self) -> list[Statement]:
         return self.statements[self.start : self.end]
+
+    @property
+    def alike(self) -> list[Statement]:
+        """The run as its block sees it: a lacking activation there, zero times (`silu x A`, A=0)."""
+        return self.run + ([Layer(self.lacks, repeat=0)] if self.lacks else [])
 
 
 def path(source: str | None) -> Module:

@@ -66,7 +66,7 @@ def _layer(layer: Layer, named: bool) -> str:
         else:
             words.append(f"{field}={_value(value)}")
     label = f"{layer.name}: " if named and layer.name else ""
-    return label + " ".join(words)
+    return label + " ".join(words) + (f" x {layer.repeat}" if layer.repeat != 1 else "")
 
 
 def _call(call: Call, named: bool) -> str:
