@@ -326,6 +326,10 @@ def _class_name(classes: dict[Module, str], module: Module) -> str | None:
     return name if re.fullmatch(r"[a-z]\w*", name) and not _taken_word(name) else None
 
 
+def _free(name: str, taken: set[str]) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z_]\w*", name)) and name not in taken and not _taken_word(name)
+
+
 def _taken_word(name: str) -> bool:
     """A name the language or PyTorch has already: a layer kind (`conv`), a keyword, a module method (`to`)."""
     from ..ir import RESERVED
@@ -383,6 +387,9 @@ def _stages(statements: list, taken: set[str], everyone: list[str | None]) -> li
                 st.name = label
             else:
                 run = [Group("seq", [run], name=label)]
+        elif isinstance(st, Call) and st.repeat == 1 and len(st.module) == 1 and _free(st.module[0], taken):
+            st.name = st.module[0]  # a module of its own at the top (`inception3a`), as the source names it
+            taken.add(st.name)
         out += run
         i = end
     return out
