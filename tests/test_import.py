@@ -409,8 +409,8 @@ def test_blocks_nest_and_a_block_is_a_residual_body(tmp_path):
     assert blocks[inner] == blocks[outer] == "K, S=1"
     assert f"    {inner}(K, S=S)\n    {inner}(K)\n    conv K=K F=1 bias=false\n" in text
     lines = [line.strip() for line in text.splitlines()]
-    assert f"{inner}(8)" in lines and {f"{outer}(8)", f"{outer}(16, S=2)", f"{outer}(16)"} <= set(lines)
-    assert "residual {" in lines and "conv" not in text[text.index(f"\n{inner}(8)") :]
+    assert f"stem: {inner}(8)" in lines and {f"{outer}(8)", f"{outer}(16, S=2)", f"{outer}(16)"} <= set(lines)
+    assert "residual {" in lines and "conv" not in text[text.index(f"\nstem: {inner}(8)") :]
     assert text == specc.fmt.format_text(text)
 
 
