@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..layers import KINDS
 from .tree import Group, Layer, Statement, layers_in_order
-from .units import Module, Unit, find_units, modules_by_height, path, sources, under
+from .units import Module, Unit, class_name, find_units, free_name, modules_by_height, path, sources, under
 
 _ACTIVATIONS = {"relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "tanh", "elu", "leakyrelu", "mish"}
 _SHORT = {"groups": "G", "dilation": "D"}  # parameters named as the zoo's blocks name them
@@ -295,51 +295,15 @@ def _block_name(members: list[Unit], taken: set[str], classes: dict[Module, str]
     """After the source's class where all units share one (`SqueezeExcitation` -> `se`), else after the group."""
     unit = members[0].run
     base = _NAMES.get(unit[0].kind, "part") if isinstance(unit[0], Group) else "part"
-    named = {_class_name(classes, member.module) for member in members}
+    named = {class_name(classes, member.module) for member in members}
     if len(named) == 1 and None not in named and (named.pop() not in taken or base == "part"):
-        base = _class_name(classes, members[0].module)  # a residual around a block of that class stays `res`
+        base = class_name(classes, members[0].module)  # a residual around a block of that class stays `res`
     name, n = base, 1
     while name in taken:
         n += 1
         name = f"{base}{n}"
     taken.add(name)
     return name
-
-
-_CONTAINERS = {"Sequential", "ModuleList", "ModuleDict", "Module"}
-
-
-def _class_name(classes: dict[Module, str], module: Module) -> str | None:
-    """`inverted_residual` for InvertedResidual, `se` for SqueezeExcitation: snake_case, the initials where long.
-    A Sequential that is all its parent holds is named after the parent (an inverted residual's `block`)."""
-    cls = classes.get(module)
-    parent = module[:-1]
-    children = {other[: len(module)] for other in classes if other[: len(parent)] == parent and len(other) > len(parent)}
-    if cls in _CONTAINERS and parent and children == {module}:
-        cls = classes.get(parent)
-    if not cls or cls in _CONTAINERS:
-        return None
-    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])\d*[a-z]*|[A-Z]?[a-z]+\d*[a-z]*", cls)]
-    words = words[:-1] if len(words) > 1 and words[-1] in ("block", "layer", "module", "unit") else words
-    name = "_".join(words)
-    name = "".join(w[0] for w in words if w[0].isalpha()) if len(name) > 12 else name
-    return name if re.fullmatch(r"[a-z]\w*", name) and not _taken_word(name) else None
-
-
-def _free(name: str, taken: set[str]) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z_]\w*", name)) and name not in taken and not _taken_word(name)
-
-
-def _taken_word(name: str) -> bool:
-    """A name the language or PyTorch has already: a layer kind (`conv`), a keyword, a module method (`to`)."""
-    from ..ir import RESERVED
-    from .writer import is_auto_name
-
-    return (
-        is_auto_name(name)
-        or name in RESERVED
-        or name in {"network", "input", "init", "train", "block", "residual", "concat", "seq", "gate"}
-    )
 
 
 def _repeats(statements: list) -> list:
@@ -387,7 +351,7 @@ def _stages(statements: list, taken: set[str], everyone: list[str | None]) -> li
                 st.name = label
             else:
                 run = [Group("seq", [run], name=label)]
-        elif isinstance(st, Call) and st.repeat == 1 and len(st.module) == 1 and _free(st.module[0], taken):
+        elif isinstance(st, Call) and st.repeat == 1 and len(st.module) == 1 and free_name(st.module[0], taken):
             st.name = st.module[0]  # a module of its own at the top (`inception3a`), as the source names it
             taken.add(st.name)
         out += run

@@ -5,6 +5,7 @@ module of the node that joins its branches (`features.5` for an inverted residua
 form the source's module tree. blocks.py walks it bottom-up, lowest modules first (a conv with its
 batchnorm and activation before the inverted residual made of them), as a person writing the spec
 by hand would: here is where one module's statements are, at whatever depth of groups they sit.
+The classes the exporter recorded for the modules name the blocks.
 """
 
 from __future__ import annotations
@@ -107,3 +108,40 @@ def module_classes(nodes) -> dict[Module, str]:
             if module.strip() and cls:
                 classes[path(module.strip())] = cls.rsplit(".", 1)[-1]
     return classes
+
+
+_CONTAINERS = {"Sequential", "ModuleList", "ModuleDict", "Module"}
+
+
+def class_name(classes: dict[Module, str], module: Module) -> str | None:
+    """A block's name after the module's class: `basic_conv2d` for BasicConv2d, snake_case; the initials past 12
+    letters (`ir` for InvertedResidual, `se` for SqueezeExcitation); a trailing Block or Layer left out.
+    A Sequential that is all its parent holds is named after the parent (an inverted residual's `block`)."""
+    cls = classes.get(module)
+    parent = module[:-1]
+    children = {other[: len(module)] for other in classes if other[: len(parent)] == parent and len(other) > len(parent)}
+    if cls in _CONTAINERS and parent and children == {module}:
+        cls = classes.get(parent)
+    if not cls or cls in _CONTAINERS:
+        return None
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])\d*[a-z]*|[A-Z]?[a-z]+\d*[a-z]*", cls)]
+    words = words[:-1] if len(words) > 1 and words[-1] in ("block", "layer", "module", "unit") else words
+    name = "_".join(words)
+    name = "".join(w[0] for w in words if w[0].isalpha()) if len(name) > 12 else name
+    return name if re.fullmatch(r"[a-z]\w*", name) and not taken_word(name) else None
+
+
+def free_name(name: str, taken: set[str]) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z_]\w*", name)) and name not in taken and not taken_word(name)
+
+
+def taken_word(name: str) -> bool:
+    """A name the language or PyTorch has already: a layer kind (`conv`), a keyword, a module method (`to`)."""
+    from ..ir import RESERVED
+    from .writer import is_auto_name
+
+    return (
+        is_auto_name(name)
+        or name in RESERVED
+        or name in {"network", "input", "init", "train", "block", "residual", "concat", "seq", "gate"}
+    )
