@@ -111,20 +111,21 @@ def _saving(units: list[Unit]) -> int:
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:
-    """Units alike but for their last activation are one block: where some have one kind and others
-    none, the block has it `x A` times (A=0 for those without); where they have several kinds (relu,
-    hardswish, none), they leave it out, to follow their call."""
+    """Units alike but for their last activation are one block. It has the activation most of them end
+    with `x A` times (A=0 for those without, as the zoo's mobilenet_v3_small writes `hardswish x H`);
+    a unit that ends with another kind leaves it out, to follow its call."""
     cores: dict[tuple, list[Unit]] = {}
     for unit in units:
         cores.setdefault(_skeleton(_core(unit.run)), []).append(unit)
     for members in cores.values():
-        tails = {unit.run[-1].kind if len(_core(unit.run)) < len(unit.run) else None for unit in members}
-        if len(tails) == 2 and None in tails:  # one activation or none: `silu x A` in the block
-            for unit in members:
-                unit.lacks = None if len(_core(unit.run)) < len(unit.run) else next(t for t in tails if t)
-        elif len(tails) > 1:
-            for unit in members:
-                unit.end = unit.start + len(_core(unit.run))
+        if len({_skeleton(unit.run) for unit in members}) == 1:
+            continue
+        tails = Counter(unit.run[-1].kind for unit in members if len(_core(unit.run)) < len(unit.run))
+        usual = tails.most_common(1)[0][0]
+        for unit in members:
+            if len(_core(unit.run)) < len(unit.run) and unit.run[-1].kind != usual:
+                unit.end -= 1
+            unit.lacks = None if unit.run[-1].kind == usual and len(_core(unit.run)) < len(unit.run) else usual
     return units
 
 
