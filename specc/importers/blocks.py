@@ -6,8 +6,9 @@ where calls of the blocks already found count as statements, at any depth of gro
 residual's body inside its residual). Runs alike up to their whole-number arguments become one
 `block`: an argument that varies is a parameter (`K`), one that is a multiple of another is written
 so (`4*K`), one that stays the same is written as is. A residual's shortcut becomes `auto` (projects
-only where shapes change), so the units with a projection and those without are one block. A block is
-made only where it shortens the spec. Consecutive equal calls become a repeat, and the calls of one
+only where shapes change), so the units with a projection and those without are one block; units
+that differ in a last activation are one block too (`hardswish x A`). A block is made only where it
+shortens the spec. Consecutive equal calls become a repeat, and the calls of one
 stage of the source (`layer2.0`, `layer2.1`) a labelled `seq`. The caller checks the result against
 the block-free spec, row by row, and keeps the block-free one where they differ.
 """
