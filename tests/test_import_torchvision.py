@@ -34,8 +34,9 @@ NOT_YET: dict[str, str] = {}
 INPUT = {"alexnet": (3, 224, 224), "vgg16": (3, 224, 224), "vgg16_bn": (3, 224, 224)}
 KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}  # the auxiliary heads are not in an inference graph
 LINES = 59  # "well under 60" is asked of every model
-# Models that import but whose spec is still longer (blocks are found one level deep). The list only shrinks.
-TOO_LONG_YET = {"efficientnet_b0", "googlenet", "mobilenet_v3_small", "regnet_y_400mf", "shufflenet_v2_x1_0"}
+# Models that import but whose spec is still longer. The list only shrinks: since blocks nest (blocks.py),
+# every other model that imports is within LINES (by hand: mobilenet_v3_small 58, the rest 50 or fewer).
+TOO_LONG_YET = {"shufflenet_v2_x1_0"}
 
 
 def _quiet_export(model, shape, path):

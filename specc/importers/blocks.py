@@ -19,6 +19,7 @@ import copy
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ..layers import KINDS
 from .tree import Group, Layer, Statement, layers_in_order
@@ -90,12 +91,14 @@ def _gather(units: list[Unit], blocks: dict[str, Block], taken: set[str], named:
 
 
 def _runs_alike(statements: list) -> list[Unit]:
-    """In a list of plain layers, the windows of a few layers that recur (apart) and save the most lines."""
+    """The windows of a few layers or groups that recur (apart) and save the most lines: VGG's conv,
+    batchnorm and relu, or DenseNet's concat of a layer's input and its output, which no one module holds."""
     best: list[Unit] = []
-    for n in range(2, 6):
+    for n in range(1, 6):
         starts: dict[tuple, list[int]] = {}
         for i in range(len(statements) - n + 1):
-            if all(isinstance(st, Layer) for st in statements[i : i + n]):
+            window = statements[i : i + n]
+            if all(isinstance(st, Layer | Group) for st in window) and (n > 1 or isinstance(window[0], Group)):
                 found = starts.setdefault(_skeleton(statements[i : i + n]), [])
                 if not found or found[-1] + n <= i:
                     found.append(i)
@@ -107,8 +110,23 @@ def _runs_alike(statements: list) -> list[Unit]:
 
 
 def _saving(units: list[Unit]) -> int:
-    """Lines a block of `units` saves, before repeats: its calls' units but one line each, less its body and braces."""
-    return sum(_lines(unit.run) - 1 for unit in units) - max(_lines(unit.run) for unit in units) - 2 if units else 0
+    """Lines a block of `units` saves: its units' lines, less a line for each call (equal neighbours are
+    one repeat), its body and its first and last line."""
+    if not units:
+        return 0
+    calls = 1 + sum(
+        not (before.statements is unit.statements and before.end == unit.start and _same(before.run, unit.run))
+        for before, unit in pairwise(units)
+    )
+    return sum(_lines(unit.run) for unit in units) - calls - max(_lines(unit.run) for unit in units) - 2
+
+
+def _same(one: list, other: list) -> bool:
+    """Equal up to names and tensors: two calls of one block with the same arguments."""
+    values = [(st.args, st.repeat) if isinstance(st, Layer) else st.values for st in _slots(one)]
+    return _skeleton(one) == _skeleton(other) and values == [
+        (st.args, st.repeat) if isinstance(st, Layer) else st.values for st in _slots(other)
+    ]
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:

@@ -43,13 +43,14 @@ def path(source: str | None) -> Module:
     return tuple(part for part in re.split(r"[./]+", source or "") if part)
 
 
-def sources(st) -> list[str | None]:
-    """The source modules of everything a statement computes; a call knows those of its unit."""
+def sources(st, join: bool = True) -> list[str | None]:
+    """The source modules of everything a statement computes; a call knows those of its unit. Without
+    `join`, not a group's own: DenseNet's concat of layer 2's output is computed in layer 3's module."""
     if isinstance(st, Layer):
         return [st.source]
     if isinstance(st, Group):
         inside = [s for branch in st.branches for item in branch for s in sources(item)]
-        own = [st.source] if st.source else []  # a join outside every module (specc's own residual adds) is no one's
+        own = [st.source] if st.source and join else []  # a join outside every module (specc's own residual adds) is no one's
         return [*own, *inside, *(s for layer in st.shortcut for s in sources(layer))]
     return list(st.sources)
 
@@ -77,7 +78,7 @@ def find_unit(statements: list[Statement], module: Module) -> Unit | None:
     """The run of statements that is all of `module` and nothing else, as deep in the groups as it
     sits: an inverted residual's body inside the residual its parent module adds; None where the
     module's statements are mixed with others'."""
-    touching = [i for i, st in enumerate(statements) if any(under(s, module) for s in sources(st))]
+    touching = [i for i, st in enumerate(statements) if any(under(s, module) for s in sources(st, join=False))]
     if not touching:
         return None
     first = statements[touching[0]]
