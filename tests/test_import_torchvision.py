@@ -35,8 +35,8 @@ INPUT = {"alexnet": (3, 224, 224), "vgg16": (3, 224, 224), "vgg16_bn": (3, 224, 
 KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}  # the auxiliary heads are not in an inference graph
 LINES = 59  # "well under 60" is asked of every model
 # Models that import but whose spec is still longer. The list only shrinks: since blocks nest (blocks.py),
-# every other model that imports is within LINES (by hand: mobilenet_v3_small 58, the rest 50 or fewer).
-TOO_LONG_YET = {"shufflenet_v2_x1_0"}
+# every model that imports is within LINES (by hand: mobilenet_v3_small 58, shufflenet_v2_x1_0 52, the rest 50 or fewer).
+TOO_LONG_YET: set[str] = set()
 
 
 def _quiet_export(model, shape, path):
