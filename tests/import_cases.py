@@ -1,12 +1,9 @@
-"""What the tests of `specc import` share: the specs it cannot bring back yet, and how an import is compared."""
+"""What the tests of `specc import` share: how an import is compared with what it came from."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-# Specs the importer cannot bring back yet, and why. The list only shrinks: a listed spec that imports fails.
-NOT_YET: dict[str, str] = {}
 
 
 def rows(net) -> list[tuple]:

@@ -1,5 +1,9 @@
-"""`specc import`: specs exported to ONNX (random weights, batchnorm statistics too) come back as
-specs with the same check report and, with the imported weights, onnxruntime's outputs."""
+"""`specc import`: small specs that hold each group and block shape exported to ONNX (random weights,
+batchnorm statistics too) come back with the same check report and, with the imported weights,
+onnxruntime's outputs; graphs and modules specc cannot express are named, with nothing written.
+
+The specs in specs/ come back in test_import_specs.py and test_zoo.py, torchvision's own models
+in test_import_torchvision.py, ConvNeXt's and ShuffleNet's patterns in test_import_patterns.py."""
 
 from __future__ import annotations
 
@@ -16,24 +20,13 @@ from onnx import TensorProto, helper
 
 import specc
 from specc.cli import main
-from specc.errors import SpeccError
 from specc.importers import import_onnx
 from specc.runners.checkpoint import save_atomic
 from specc.runners.export import export
 
+from .import_cases import rows
+
 SPECS = Path(__file__).parent.parent / "specs"
-ROUND_TRIP = ["convnetjs_cifar10", "lecture_convnet", "lenet5", "fashion", "inception_mini", "dna_cnn1d", "zoo_tour"]
-SLOW_ROUND_TRIP = ["resnet18", "keras_mnist", "unet"]
-# These round-trip too (by hand: 5 s, 15 s, 27 s on 2 cores), but the suite's time cannot pay for them.
-IMPORT_BUT_TOO_SLOW_TO_TEST = ["voxnet3d", "resnet34", "resnet50"]
-# Hand-written specs the importer cannot bring back yet, and why: none today. The list only
-# shrinks: a listed spec that imports fails test_not_yet_supported.
-NOT_YET: dict[str, str] = {}
-# specs/torchvision/ round-trips by hand (too slow for the suite; efficientnet_b0 and convnext_tiny without
-# their residuals' drop=, as stochastic depth is not in an inference graph), except TORCHVISION_NOT_YET.
-TORCHVISION_BY_HAND = ["alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "googlenet", "mobilenet_v2", "mobilenet_v3_small"]
-TORCHVISION_BY_HAND += ["regnet_y_400mf", "resnext50_32x4d", "shufflenet_v2_x1_0", "squeezenet1_0", "vgg16", "vgg16_bn", "wide_resnet50_2"]
-TORCHVISION_NOT_YET: dict[str, str] = {}
 
 
 def _random_weights(net, path: Path) -> None:
@@ -50,24 +43,18 @@ def _random_weights(net, path: Path) -> None:
     save_atomic(path, state)
 
 
-def _round_trip(name: str, tmp_path: Path, text: str | None = None):
-    original = specc.loads(text, f"{name}.cnn") if text else specc.load(next(SPECS.rglob(f"{name}.cnn")))
+def _round_trip(name: str, tmp_path: Path, text: str):
+    original = specc.loads(text, f"{name}.cnn")
     weights, model = tmp_path / f"{name}.safetensors", tmp_path / f"{name}.onnx"
     _random_weights(original, weights)
     export(original, model, weights)
     return original, model, import_onnx(model, name)
 
 
-def _rows(net):
-    # Dropout and stochastic depth are the identity at inference, and the exporter leaves them out of the graph.
-    kept = [layer for layer in net.network.layers() if layer.kind.name not in ("dropout", "stochastic_depth")]
-    return [(layer.kind.name, layer.out_shape, layer.params, layer.macs, layer.receptive_field) for layer in kept]
-
-
-def _assert_same_network(name: str, tmp_path: Path, text: str | None = None):
+def _assert_same_network(name: str, tmp_path: Path, text: str):
     original, model, imported = _round_trip(name, tmp_path, text)
     imported.net.check()
-    assert _rows(imported.net) == _rows(original)
+    assert rows(imported.net) == rows(original)
     assert imported.net.check().total_params == original.check().total_params
     torch_model = imported.net.to_torch().eval()
     torch_model.load_state_dict(imported.tensors)
@@ -78,36 +65,6 @@ def _assert_same_network(name: str, tmp_path: Path, text: str | None = None):
         got = torch_model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
     return imported
-
-
-@pytest.mark.parametrize("name", ROUND_TRIP)
-def test_round_trip(name, tmp_path):
-    _assert_same_network(name, tmp_path)
-
-
-# How long the imported spec may be where it finds blocks (the hand-written resnet18 is 36 lines;
-# by hand: resnet50 38, densenet121 43, inception_mini 37).
-BLOCK_LINES = {"resnet18": 36}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SLOW_ROUND_TRIP)
-def test_round_trip_larger(name, tmp_path):
-    text = _assert_same_network(name, tmp_path).text
-    if name in BLOCK_LINES:
-        assert len(text.splitlines()) <= BLOCK_LINES[name] and "\nblock " in text, text
-
-
-@pytest.mark.parametrize("name", sorted(NOT_YET) or [pytest.param("", marks=pytest.mark.skip(reason="every hand-written spec imports"))])
-def test_not_yet_supported(name, tmp_path):
-    with pytest.raises(SpeccError):
-        _round_trip(name, tmp_path)
-
-
-def test_every_spec_is_tested_or_listed():
-    hand_written = {p.stem for p in SPECS.glob("*.cnn")}
-    assert hand_written == set(ROUND_TRIP) | set(SLOW_ROUND_TRIP) | set(NOT_YET) | set(IMPORT_BUT_TOO_SLOW_TO_TEST)
-    assert {p.stem for p in SPECS.glob("torchvision/*.cnn")} == set(TORCHVISION_BY_HAND) | set(TORCHVISION_NOT_YET)
 
 
 GROUPS = """network groups
@@ -456,3 +413,32 @@ def test_a_pytorch_model_comes_in_through_its_export(tmp_path):
     assert missing.exit_code == 2 and "--input" in missing.output
     unknown = CliRunner().invoke(main, ["import", "no_such_module_here:net", "--input", "3x8x8", "-o", str(tmp_path / "x.cnn")])
     assert unknown.exit_code == 2 and "cannot import no_such_module_here" in unknown.output and not (tmp_path / "x.cnn").exists()
+
+
+def transformer_block():
+    """`specc import tests.test_import:transformer_block`: attention is not a CNN layer."""
+    torch.manual_seed(0)
+    return torch.nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True, dropout=0.0)
+
+
+def lstm():
+    class Recurrent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(8, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    return Recurrent()
+
+
+@pytest.mark.parametrize("callable_name", ["transformer_block", "lstm"])
+def test_a_pytorch_model_specc_cannot_express_is_named(callable_name, tmp_path):
+    out = tmp_path / "m.cnn"
+    result = CliRunner().invoke(
+        main, ["import", f"{__name__}:{callable_name}", "--input", "5x8", "-o", str(out), "--weights", str(tmp_path / "w")]
+    )
+    assert result.exit_code == 2, result.output
+    assert re.search(r"graph node \S+: \w+ .*is not", result.output) and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

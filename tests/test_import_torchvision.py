@@ -28,7 +28,6 @@ MODELS = ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2", "alexn
 MODELS += ["mobilenet_v3_small", "regnet_y_400mf", "resnext50_32x4d", "squeezenet1_0", "vgg16_bn", "wide_resnet50_2"]
 MODELS += ["convnext_tiny", "shufflenet_v2_x1_0"]
 # Models the importer cannot bring back yet, and why; the list only shrinks (a listed model that imports fails).
-NOT_YET: dict[str, str] = {}
 # AlexNet and VGG pool adaptively to a fixed size before their classifier: only at 224 is that pool the
 # identity the spec leaves out. Every other model is the same function at any size, and 64x64 is quicker.
 INPUT = {"alexnet": (3, 224, 224), "vgg16": (3, 224, 224), "vgg16_bn": (3, 224, 224)}
@@ -36,7 +35,6 @@ KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}  # the auxi
 LINES = 59  # "well under 60" is asked of every model
 # Models that import but whose spec is still longer. The list only shrinks: since blocks nest (blocks.py),
 # every model that imports is within LINES (by hand: mobilenet_v3_small 58, shufflenet_v2_x1_0 52, the rest 50 or fewer).
-TOO_LONG_YET: set[str] = set()
 
 
 def _quiet_export(model, shape, path):
@@ -65,7 +63,7 @@ def _assert_same_outputs(imported, model, shape):
         torch.testing.assert_close(mine(x), want, rtol=0, atol=1e-5 * max(1.0, float(want.abs().max())))
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if m not in NOT_YET])
+@pytest.mark.parametrize("name", MODELS)
 def test_a_torchvision_model_comes_back_from_its_onnx_file(name, tmp_path):
     model = randomise(build(name, **KWARGS.get(name, {})))
     shape = INPUT.get(name, (3, 64, 64))
@@ -73,20 +71,12 @@ def test_a_torchvision_model_comes_back_from_its_onnx_file(name, tmp_path):
     imported = import_onnx(tmp_path / f"{name}.onnx")
     assert imported.net.check().total_params == sum(p.numel() for p in model.parameters())
     _assert_same_outputs(imported, model, shape)
-    assert (len(imported.text.splitlines()) <= LINES) != (name in TOO_LONG_YET), imported.text
+    assert len(imported.text.splitlines()) <= LINES, imported.text
     assert "batchnorm" in imported.text or "BatchNorm" not in str(model)  # folded batchnorms come back as layers
     # With the module beside the file (`specc import torchvision:NAME`), its own tensors come across.
     carried = import_exported(model, tmp_path / f"{name}.onnx", shape, name, f"torchvision:{name}")
     assert rows(carried.net) == rows(imported.net)  # the batchnorms' eps and momentum may differ: the file has not kept them
     assert _sums(carried.tensors) == _sums(model.state_dict())
-
-
-@pytest.mark.parametrize("name", sorted(NOT_YET) or [pytest.param("", marks=pytest.mark.skip(reason="every model imports"))])
-def test_not_yet(name, tmp_path):
-    model = build(name)
-    _quiet_export(model, (3, 64, 64), tmp_path / f"{name}.onnx")
-    with pytest.raises(specc.SpeccError):
-        import_onnx(tmp_path / f"{name}.onnx")
 
 
 def _zero_biased():
