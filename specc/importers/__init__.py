@@ -2,7 +2,8 @@
 
 graph.py walks the graph (groups where branches meet), ops.py converts one operator at a time,
 patterns.py the patterns of several nodes (channels-last layers, channel shuffle, concat split),
-blocks.py finds repeated units, writer.py writes the spec and names the tensors; pytorch.py brings
+units.py finds where each source module stands in the tree and blocks.py makes its
+repeated units blocks, bottom-up, writer.py writes the spec and names the tensors; pytorch.py brings
 a PyTorch model in through an ONNX export, verify.py runs the import against its source. Nothing is
 written unless the spec checks and computes what the source computes.
 """
