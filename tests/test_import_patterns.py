@@ -18,6 +18,7 @@ import specc
 from specc.cli import main
 from specc.importers import import_onnx
 
+from .import_cases import assert_named_and_nothing_written, assert_written_import_agrees
 from .test_import import _assert_same_network, _graph
 
 PATTERNS = """network patterns
@@ -157,16 +158,7 @@ def test_torchvision_style_module_comes_in_through_its_export(tmp_path):
     lines = [line.strip() for line in out.read_text().splitlines()]
     assert "concat split {" in lines and "shuffle 2" in lines and "layerscale" in " ".join(lines)
     assert any(line.endswith("conv K=32 F=1") for line in lines) and sum(line.endswith("layernorm eps=1e-6") for line in lines) == 3
-    net = specc.load(out)
-    model = torchvision_like()
-    assert net.check().total_params == sum(p.numel() for p in model.parameters())
-    from specc.runners.weights import load_strict
-
-    mine = net.to_torch().eval()
-    load_strict(mine, weights, str(out), net.name, "")
-    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        torch.testing.assert_close(mine(x), model(x), rtol=0, atol=1e-5)
+    assert_written_import_agrees(out, weights, torchvision_like(), (3, 8, 8))
 
 
 # --- hand-made graphs: slices, and what is named rather than imported -----------
@@ -230,10 +222,4 @@ def _unsupported():
 
 @pytest.mark.parametrize("case", ["channels_last", "perm", "scalar_mul", "unequal_split"])
 def test_what_the_patterns_cannot_express_is_named(case, tmp_path):
-    model, message = _unsupported()[case]
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    result = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / "m.cnn")])
-    assert result.exit_code == 2, result.output
-    assert message in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert_named_and_nothing_written(*_unsupported()[case], tmp_path)

@@ -21,26 +21,12 @@ from specc.backends.onnx import DEFAULT_OPSET, convert
 from specc.importers import import_onnx
 from specc.importers.pytorch import import_exported
 
-from .import_cases import outputs, rows
+from .import_cases import outputs, random_state, rows
 
 SPECS = Path(__file__).parent.parent / "specs"
 CASES = ["convnetjs_cifar10", "dna_cnn1d", "fashion", "inception_mini", "keras_mnist", "lecture_convnet", "lenet5", "zoo_tour"]
 SLOW = ["resnet34", "unet", "voxnet3d"]  # resnet34 at 64x64 (its `input` line changed): the same layers, quicker
 CASES += SLOW
-
-
-def _random_state(net) -> dict[str, torch.Tensor]:
-    """Batchnorm statistics and scales made random, so that a folded batchnorm is not the identity, and
-    biases too: the exporter leaves out a bias that is all zeros (as xavier's initial ones are)."""
-    generator = torch.Generator().manual_seed(0)
-    state = net.to_torch().state_dict()
-    batchnorms = {name.rsplit(".", 1)[0] for name in state if name.endswith("running_var")}
-    for name, tensor in state.items():
-        owner, role = name.rsplit(".", 1)
-        if (owner in batchnorms or role in ("bias", "scale")) and tensor.is_floating_point():
-            noise = torch.rand(tensor.shape, generator=generator)
-            state[name] = noise + 0.5 if role in ("weight", "running_var", "scale") else noise - 0.5
-    return state
 
 
 def _sums(state: dict[str, torch.Tensor]) -> list[tuple]:
@@ -52,7 +38,7 @@ def test_a_spec_comes_back_both_ways(name, tmp_path):
     text = re.sub(r"^input 3x224x224", "input 3x64x64", (SPECS / f"{name}.cnn").read_text(), flags=re.M)
     original = specc.loads(text, f"{name}.cnn")
     module = original.to_torch().eval()
-    module.load_state_dict(_random_state(original))
+    module.load_state_dict(random_state(original))
     path = tmp_path / f"{name}.onnx"  # what `specc export` writes, without its own onnxruntime check
     path.write_bytes(convert(module, original.input_shape, name, DEFAULT_OPSET, {"specc.output": "output"}, name).SerializeToString())
     x = np.random.default_rng(1).standard_normal((2, *original.input_shape)).astype(np.float32)
