@@ -165,9 +165,14 @@ def batchnorm(node, g: OnnxGraph):
     if any(t is None for t in tensors.values()):
         raise _unexpressible(node, "BatchNormalization with computed statistics is not a specc layer")
     a = attrs(node)
-    eps, momentum = number(a.get("epsilon", 1e-5)), number(1 - number(a.get("momentum", 0.9)))  # ONNX keeps 1 - PyTorch's momentum
-    args = ({"eps": eps} if eps != 1e-5 else {}) | ({"momentum": momentum} if momentum != 0.1 else {})
-    return [Layer("batchnorm", args, _name(node), tensors)], node.output[0]
+    momentum = 1 - number(a.get("momentum", 0.9))  # ONNX keeps 1 - PyTorch's momentum
+    return [Layer("batchnorm", batchnorm_args(a.get("epsilon", 1e-5), momentum), _name(node), tensors)], node.output[0]
+
+
+def batchnorm_args(eps: float, momentum: float) -> dict:
+    """A batchnorm's arguments as a spec writes them: those that differ from PyTorch's defaults."""
+    eps, momentum = number(eps), number(momentum)
+    return ({"eps": eps} if eps != 1e-5 else {}) | ({"momentum": momentum} if momentum != 0.1 else {})
 
 
 def _simple(kind: str, **fields):

@@ -57,7 +57,7 @@ def import_exported(model, path: Path, input_shape: tuple[int, ...], name: str, 
     imported = from_graph(graph, input_shape, spec_name, origin, carry=lambda body: carry_state(model, body))
     if not agrees(imported, reference, input_shape):
         imported = from_graph(graph, input_shape, spec_name, origin)
-    check_agrees(imported, reference, input_shape, origin)
+        check_agrees(imported, reference, input_shape, origin)
     return imported
 
 
@@ -67,7 +67,7 @@ _BIASED = {"conv", "deconv", "fc"}
 def carry_state(model, body) -> None:
     """Each layer's tensors from the module it came from, where that module holds the same roles
     (plus a bias the exporter left out) of the same sizes."""
-    from .ops import number
+    from .ops import batchnorm_args
     from .tree import layers_in_order
 
     modules = dict(model.named_modules())
@@ -86,8 +86,7 @@ def carry_state(model, body) -> None:
         if "bias" in own and "bias" in dropped:
             del layer.args["bias"]
         if layer.kind == "batchnorm" and getattr(module, "momentum", None) is not None:
-            eps, momentum = number(module.eps), number(module.momentum)
-            layer.args = {k: v for k, v in (("eps", eps), ("momentum", momentum)) if v != {"eps": 1e-5, "momentum": 0.1}[k]}
+            layer.args = batchnorm_args(module.eps, module.momentum)
 
 
 def _build(target: str):
