@@ -9,6 +9,7 @@ real Fashion-MNIST files.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from specc.errors import SpeccError
 from specc.runners import rundir
 from specc.runners import train as trainer
 from specc.runners.checkpoint import load as load_safetensors
+from specc.runners.interrupts import interrupts_held
 from specc.runners.train import Reporter, train
 
 from .helpers import REAL_FASHION_MNIST, TINY, assert_same_weights, invoke, make_npz, quick, weights, write_spec
@@ -180,6 +182,34 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
     assert stopped.value.exit_code == 1
     assert load_safetensors(tmp_path / "run" / "last.safetensors")[1]["specc.epoch"] == "1"
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_ctrl_c_while_an_epoch_is_written_stops_the_run_after_its_files(tmp_path, monkeypatch):
+    """The interrupt that aborted CPython in CI: it came while the first epoch's curves imported matplotlib."""
+    spec, data = write_spec(tmp_path), make_npz(tmp_path / "data", n_train=48, n_test=12)
+    real_curves = rundir.write_curves
+
+    def curves_interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_curves(*args)
+
+    monkeypatch.setattr(rundir, "write_curves", curves_interrupted)
+    with pytest.raises(SpeccError) as stopped:
+        train(spec, quick(data, epochs=3), out=tmp_path / "run")
+    assert stopped.value.exit_code == 130 and "training interrupted; epoch 1 is saved" in stopped.value.diagnostics[0].message
+    assert (tmp_path / "run" / "curves.png").is_file() and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_held_interrupts_reach_the_handler_that_was_there_after_the_block():
+    came: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: came.append("handler"))
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            came.append("block ran on")
+        assert came == ["block ran on", "handler"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_diverging_learning_rate_is_reported_without_a_traceback(tmp_path):

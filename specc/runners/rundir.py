@@ -44,6 +44,7 @@ from ..errors import EXIT_BAD_SPEC, InputFileError, SpeccError, UsageError
 from ..outputs import refuse_replacing
 from . import checkpoint
 from .config import TrainConfig, from_saved
+from .interrupts import interrupts_held
 from .plots import curves_title, write_curves
 from .precision import precision_name
 
@@ -249,5 +250,6 @@ class RunFiles:
         self.best_epoch, self.best_acc = int(meta["specc.best_epoch"]), float(meta["specc.best_score"])
         self.saved_epoch = int(meta["specc.epoch"])
         if self.session.is_main:
-            self._repair()
+            with interrupts_held():
+                self._repair()
         return self.saved_epoch

@@ -45,6 +45,7 @@ from .augment import augment, augment_pair
 from .config import TrainConfig, resolve
 from .distributed import Session, pick_device, start
 from .evaluate import evaluate, summarise
+from .interrupts import interrupts_held
 from .losses import Evaluation
 from .metadata import task_name
 from .precision import precision_name
@@ -208,9 +209,10 @@ class _Run(RunFiles):
         if score > self.best_acc:
             self.best_epoch, self.best_acc = epoch, score
         if self.session.is_main:
-            self._save(epoch, improved=self.best_epoch == epoch)
-            for watcher in self.watchers:
-                watcher.epoch(self, row)
+            with interrupts_held():  # the epoch's files are written whole; a Ctrl-C meanwhile stops the run after them
+                self._save(epoch, improved=self.best_epoch == epoch)
+                for watcher in self.watchers:
+                    watcher.epoch(self, row)
         self.reporter.epoch_end(row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, Evaluation, float]:
@@ -308,9 +310,10 @@ class _Run(RunFiles):
         data, fp32 = self.data, contextlib.nullcontext
         sums = evaluate(self.learner.module, data.x["test"], data.y["test"], data.normalise, data.task, fp32, self.learner.channels_last)
         test = summarise(sums, data.task)
-        draw_test(self, test)  # before test.json, which stays the run's last write
-        record = {**test.record(self.best_epoch), "precision": "fp32"}
-        write_text(self.run_dir / "test.json", json.dumps(record) + "\n")
+        with interrupts_held():
+            draw_test(self, test)  # before test.json, which stays the run's last write
+            record = {**test.record(self.best_epoch), "precision": "fp32"}
+            write_text(self.run_dir / "test.json", json.dumps(record) + "\n")
         return test
 
     def _info(self, first_epoch: int) -> dict[str, Any]:
