@@ -31,6 +31,6 @@ def interrupts_held() -> Iterator[None]:
         yield
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: a handler set outside Python
     if came:
         signal.raise_signal(came[0])
