@@ -123,10 +123,11 @@ def _saving(units: list[Unit]) -> int:
 
 def _same(one: list, other: list) -> bool:
     """Equal up to names and tensors: two calls of one block with the same arguments."""
-    values = [(st.args, st.repeat) if isinstance(st, Layer) else st.values for st in _slots(one)]
-    return _skeleton(one) == _skeleton(other) and values == [
-        (st.args, st.repeat) if isinstance(st, Layer) else st.values for st in _slots(other)
-    ]
+    return _skeleton(one) == _skeleton(other) and _arguments(one) == _arguments(other)
+
+
+def _arguments(statements: list) -> list:
+    return [(st.args, st.repeat) if isinstance(st, Layer) else st.values for st in _slots(statements)]
 
 
 def _activations_outside(units: list[Unit]) -> list[Unit]:

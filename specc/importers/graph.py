@@ -93,7 +93,7 @@ def _chain_concats(nodes: list) -> None:
     graph too is the same as Concat(that, xk). Rewritten so, every dense layer is a two-way concat of
     what came before and its own output, as a spec writes it (`concat { identity  seq {...} }`):
     left as it was, branches that share all their inputs would be walked again for every concat."""
-    concats = {(tuple(n.input), _axis(n)): n for n in nodes if n.op_type == "Concat"}
+    concats = {(tuple(n.input), axis_of(n)): n for n in nodes if n.op_type == "Concat"}
     for node in nodes:
         if node.op_type == "Concat" and len(node.input) == 1:
             node.op_type = "Identity"  # torch.cat([x]), the first dense layer's input
@@ -101,7 +101,7 @@ def _chain_concats(nodes: list) -> None:
             continue
         inputs = list(node.input)
         for k in range(len(inputs) - 1, 1, -1):
-            shorter = concats.get((tuple(inputs[:k]), _axis(node)))
+            shorter = concats.get((tuple(inputs[:k]), axis_of(node)))
             if shorter is not None:
                 del node.input[:]
                 node.input.extend([shorter.output[0], *inputs[k:]])
@@ -185,8 +185,8 @@ class Walker:
         branches = [self.walk(fork, name) for name in g.activations(join)]
         starts = [min((g.index[i] for i in g.between(fork, name)), default=-1) for name in g.activations(join)]
         merge = _MERGES.get(join.op_type)
-        if merge is None or (join.op_type == "Concat" and _axis(join) != 1):
-            raise _unexpressible(join, f"{join.op_type} of {_count(branches)} activations is not a specc layer")
+        if merge is None or (join.op_type == "Concat" and axis_of(join) != 1):
+            raise unexpressible(join, f"{join.op_type} of {_count(branches)} activations is not a specc layer")
         statements = merge(join, branches, starts)
         for st in statements:  # the join's module owns the group, or the silu or gelu the join stands for
             st.source = st.source or scope
@@ -202,11 +202,11 @@ class Walker:
         return [self.graph.nodes[self.graph.index[i]].op_type for i in inside] == ["Div", "Erf", "Add", "Mul"]
 
 
-def _axis(node) -> int | None:
+def axis_of(node) -> int | None:
     return next((a.i for a in node.attribute if a.name == "axis"), None)
 
 
-def _unexpressible(node, why: str) -> SpeccError:
+def unexpressible(node, why: str) -> SpeccError:
     return SpeccError(
         f"graph node {node.name or node.output[0]}: {why}",
         hint="specc writes CNNs: convolutions, pooling, activations, fc, and branches joined by residual add or concat",
@@ -216,7 +216,7 @@ def _unexpressible(node, why: str) -> SpeccError:
 def _residual(join, branches: list[list[Statement]], starts: list[int]) -> list[Statement]:
     """`starts`: where each branch's first node stands in the graph; a projection computed before the body is `shortcut_first`."""
     if len(branches) != 2:
-        raise _unexpressible(join, f"Add of {_count(branches)} activations is not a residual")
+        raise unexpressible(join, f"Add of {_count(branches)} activations is not a residual")
     first, second = branches
     if not first or not second:
         return [Group("residual", [first or second])]
@@ -224,7 +224,7 @@ def _residual(join, branches: list[list[Statement]], starts: list[int]) -> list[
         (body, body_start), (shortcut, start) = sorted(zip(branches, starts, strict=True), key=lambda b: _is_projection(b[0]))
         words = "shortcut=project shortcut_first" if start < body_start else "shortcut=project"
         return [Group("residual", [body], words, shortcut=shortcut, shortcut_first=start < body_start)]
-    raise _unexpressible(join, "Add of two computed branches is not a residual (one must be the input or a 1x1 conv and batchnorm)")
+    raise unexpressible(join, "Add of two computed branches is not a residual (one must be the input or a 1x1 conv and batchnorm)")
 
 
 def _is_projection(branch: list[Statement]) -> bool:
@@ -248,7 +248,7 @@ def _product(join, branches: list[list[Statement]], starts: list[int]) -> list[S
         if [s.kind for s in body] == ["hardsigmoid"]:
             return [Layer("hardswish")]
         return [Group("gate", [body])]
-    raise _unexpressible(join, "Mul of two computed branches is not a specc layer")
+    raise unexpressible(join, "Mul of two computed branches is not a specc layer")
 
 
 _MERGES = {"Add": _residual, "Concat": _concat, "Mul": _product}

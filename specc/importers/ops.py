@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import SpeccError
-from .graph import OnnxGraph, _unexpressible
+from .graph import OnnxGraph, unexpressible
 from .tree import Layer
 
 CONVERTERS = {}
@@ -34,11 +34,11 @@ def convert(node, g: OnnxGraph, converter=None):
     `converter`: the one to use in place of the registry's (a channels-last region has its own)."""
     converter = converter or CONVERTERS.get(node.op_type)
     if converter is None:
-        raise _unexpressible(node, f"{node.op_type} is not a specc layer{_WHY.get(node.op_type, '')}")
+        raise unexpressible(node, f"{node.op_type} is not a specc layer{_WHY.get(node.op_type, '')}")
     statements, tensor = converter(node, g)
     for st in statements:
         if isinstance(st, Layer) and st.source is None:
-            st.source = st.name or _name(node)
+            st.source = st.name or layer_name(node)
     return statements, tensor
 
 
@@ -65,18 +65,18 @@ def number(value: float) -> float:
 def _one(node, name: str, values) -> int:
     values = list(values)
     if len(set(values)) != 1:
-        raise _unexpressible(node, f"{node.op_type} with {name} {values} differing per axis is not a specc layer")
+        raise unexpressible(node, f"{node.op_type} with {name} {values} differing per axis is not a specc layer")
     return int(values[0])
 
 
 def _padding(node, a: dict, rank: int, same_ok: bool = False) -> int | str:
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise _unexpressible(node, f"{node.op_type} with auto_pad={a['auto_pad'].decode()} is not supported; export with explicit pads")
+        raise unexpressible(node, f"{node.op_type} with auto_pad={a['auto_pad'].decode()} is not supported; export with explicit pads")
     pads = list(a.get("pads", [0] * 2 * rank))
     if pads[:rank] != pads[rank:]:
         if same_ok and _is_same(a, pads, rank):
             return "same"  # PyTorch's padding="same" for an even filter: the odd pixel at the end
-        raise _unexpressible(node, f"{node.op_type} with asymmetric pads {pads} is not a specc layer")
+        raise unexpressible(node, f"{node.op_type} with asymmetric pads {pads} is not a specc layer")
     return _one(node, "pads", pads)
 
 
@@ -88,7 +88,7 @@ def _is_same(a: dict, pads: list[int], rank: int) -> bool:
     return all(pads[i] == t // 2 and pads[rank + i] == t - t // 2 for i, t in enumerate(total))
 
 
-def _name(node, part: int = 0) -> str | None:
+def layer_name(node, part: int = 0) -> str | None:
     """`layer1.0.conv1+layer1.0.bn1/Conv` (specc's export) or `/layer1/layer1.0/conv1/Conv` (PyTorch's)."""
     scope = (node.name or "").rsplit("/", 1)[0] if "/" in (node.name or "") else ""
     parts = scope.split("+")
@@ -99,7 +99,7 @@ def _name(node, part: int = 0) -> str | None:
 def conv(node, g: OnnxGraph):
     weight = g.constant(node, 1)
     if weight is None:
-        raise _unexpressible(node, "Conv whose filters are computed, not constants, is not a specc layer")
+        raise unexpressible(node, "Conv whose filters are computed, not constants, is not a specc layer")
     a, rank = attrs(node), weight.ndim - 2
     args = {
         "K": weight.shape[0],
@@ -112,11 +112,11 @@ def conv(node, g: OnnxGraph):
     args = {k: v for k, v in args.items() if k in ("K", "F") or v != (0 if k == "P" else 1)}
     bias = g.constant(node, 2)
     if len(node.input) > 2 and node.input[2] and bias is None:
-        raise _unexpressible(node, "Conv whose bias is computed is not a specc layer")
+        raise unexpressible(node, "Conv whose bias is computed is not a specc layer")
     if "+" in (node.name or ""):  # specc's export folded a batchnorm into this conv: give it back as a layer
         return _unfolded(node, args, weight, bias), node.output[0]
     tensors = {"weight": weight} | ({"bias": bias} if bias is not None else {})
-    return [Layer("conv", args | ({} if bias is not None else {"bias": False}), _name(node), tensors)], node.output[0]
+    return [Layer("conv", args | ({} if bias is not None else {"bias": False}), layer_name(node), tensors)], node.output[0]
 
 
 def _unfolded(node, args: dict, weight, bias) -> list[Layer]:
@@ -129,21 +129,21 @@ def _unfolded(node, args: dict, weight, bias) -> list[Layer]:
     had_bias = bias is not None and node.input[2] == node.input[1].rsplit(".", 1)[0] + ".bias"
     shift = bias if bias is not None and not had_bias else np.zeros(channels, weight.dtype)
     conv = Layer(
-        "conv", args if had_bias else {**args, "bias": False}, _name(node), {"weight": weight} | ({"bias": bias} if had_bias else {})
+        "conv", args if had_bias else {**args, "bias": False}, layer_name(node), {"weight": weight} | ({"bias": bias} if had_bias else {})
     )
     stats = {"weight": np.ones(channels, weight.dtype), "bias": shift, "running_mean": np.zeros(channels, weight.dtype)}
     stats["running_var"] = np.full(channels, 1 - BN_EPS, weight.dtype)  # (x - 0) / sqrt(var + eps) = x
-    return [conv, Layer("batchnorm", {}, _name(node, 1), stats)]
+    return [conv, Layer("batchnorm", {}, layer_name(node, 1), stats)]
 
 
 @converts("ConvTranspose")
 def deconv(node, g: OnnxGraph):
     weight, bias = g.constant(node, 1), g.constant(node, 2)
     if weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
-        raise _unexpressible(node, "ConvTranspose whose filters or bias are computed is not a specc layer")
+        raise unexpressible(node, "ConvTranspose whose filters or bias are computed is not a specc layer")
     a, rank = attrs(node), weight.ndim - 2
     if "output_shape" in a:
-        raise _unexpressible(node, "ConvTranspose with output_shape is not supported; export with pads and output_padding")
+        raise unexpressible(node, "ConvTranspose with output_shape is not supported; export with pads and output_padding")
     groups = int(a.get("group", 1))
     args = {
         "K": weight.shape[1] * groups,
@@ -156,17 +156,17 @@ def deconv(node, g: OnnxGraph):
     }
     args = {k: v for k, v in args.items() if k in ("K", "F") or v != (0 if k in ("P", "output_padding") else 1)}
     tensors = {"weight": weight} | ({"bias": bias} if bias is not None else {})
-    return [Layer("deconv", args | ({} if bias is not None else {"bias": False}), _name(node), tensors)], node.output[0]
+    return [Layer("deconv", args | ({} if bias is not None else {"bias": False}), layer_name(node), tensors)], node.output[0]
 
 
 @converts("BatchNormalization")
 def batchnorm(node, g: OnnxGraph):
     tensors = dict(zip(("weight", "bias", "running_mean", "running_var"), (g.constant(node, i) for i in range(1, 5)), strict=True))
     if any(t is None for t in tensors.values()):
-        raise _unexpressible(node, "BatchNormalization with computed statistics is not a specc layer")
+        raise unexpressible(node, "BatchNormalization with computed statistics is not a specc layer")
     a = attrs(node)
     momentum = 1 - number(a.get("momentum", 0.9))  # ONNX keeps 1 - PyTorch's momentum
-    return [Layer("batchnorm", batchnorm_args(a.get("epsilon", 1e-5), momentum), _name(node), tensors)], node.output[0]
+    return [Layer("batchnorm", batchnorm_args(a.get("epsilon", 1e-5), momentum), layer_name(node), tensors)], node.output[0]
 
 
 def batchnorm_args(eps: float, momentum: float) -> dict:
@@ -214,7 +214,7 @@ def softmax(node, g: OnnxGraph):
     rank = len(g.shapes.get(node.input[0], ()))
     axis = attrs(node).get("axis", -1)
     if axis not in (1, 1 - rank):
-        raise _unexpressible(node, f"Softmax over axis {axis} of a rank-{rank} tensor is not specc's softmax (over channels)")
+        raise unexpressible(node, f"Softmax over axis {axis} of a rank-{rank} tensor is not specc's softmax (over channels)")
     return [Layer("softmax")], node.output[0]
 
 
@@ -228,7 +228,7 @@ def clip(node, g: OnnxGraph):
         return [Layer("relu6")], node.output[0]
     if low == 0 and high == math.inf:
         return [Layer("relu")], node.output[0]
-    raise _unexpressible(node, f"Clip to [{low:g}, {high:g}] is not a specc layer (relu6 is Clip to [0, 6])")
+    raise unexpressible(node, f"Clip to [{low:g}, {high:g}] is not a specc layer (relu6 is Clip to [0, 6])")
 
 
 @converts("MaxPool", "AveragePool")
@@ -238,10 +238,10 @@ def pool(node, g: OnnxGraph):
     rank = len(kernel)
     mode = "max" if node.op_type == "MaxPool" else "avg"
     if _one(node, "dilations", a.get("dilations", [1] * rank)) != 1:
-        raise _unexpressible(node, "MaxPool with dilation is not a specc layer")
+        raise unexpressible(node, "MaxPool with dilation is not a specc layer")
     args = {"F": _one(node, "kernel_shape", kernel), "S": _one(node, "strides", a.get("strides", [1] * rank)), "P": _padding(node, a, rank)}
     if mode == "avg" and args["P"] and not a.get("count_include_pad", 0):
-        raise _unexpressible(node, "AveragePool that leaves the padding out of its averages is not a specc layer")
+        raise unexpressible(node, "AveragePool that leaves the padding out of its averages is not a specc layer")
     args = {k: v for k, v in args.items() if not (k == "S" and v == args["F"]) and not (k == "P" and v == 0)}
     return [Layer("pool", {"mode": mode, **args, **({"ceil": True} if a.get("ceil_mode") else {})})], node.output[0]
 
@@ -259,7 +259,7 @@ def reduce(node, g: OnnxGraph):
     axes = g.constant(node, 1)
     axes = sorted(int(x) % rank for x in (axes if axes is not None else a.get("axes", []))) if rank else []
     if rank < 3 or axes != list(range(2, rank)):
-        raise _unexpressible(node, f"{node.op_type} over axes {axes} is not a global pool")
+        raise unexpressible(node, f"{node.op_type} over axes {axes} is not a global pool")
     mode = "avg" if node.op_type == "ReduceMean" else "max"
     layers = [Layer("pool", {"mode": mode, "global": True})] + ([] if a.get("keepdims", 1) else [Layer("flatten")])
     return layers, node.output[0]
@@ -268,15 +268,15 @@ def reduce(node, g: OnnxGraph):
 @converts("Unsqueeze")
 def unsqueeze(node, g: OnnxGraph):
     """A 1-D global pool as the exporter writes it: Unsqueeze to 2-D, ReduceMax or ReduceMean, Squeeze back."""
-    reduce_node = _only_user(g, node.output[0], ("ReduceMax", "ReduceMean"))
-    squeeze = _only_user(g, reduce_node.output[0], ("Squeeze",)) if reduce_node else None
+    reduce_node = only_user(g, node.output[0], ("ReduceMax", "ReduceMean"))
+    squeeze = only_user(g, reduce_node.output[0], ("Squeeze",)) if reduce_node else None
     before, after = g.shapes.get(node.input[0], ()), g.shapes.get(squeeze.output[0], ()) if squeeze else ()
     if squeeze is None or len(after) != len(before) or len(before) < 3 or after[:2] != before[:2] or set(after[2:]) != {1}:
-        raise _unexpressible(node, "Unsqueeze is not a specc layer (only as part of a 1-D global pool)")
+        raise unexpressible(node, "Unsqueeze is not a specc layer (only as part of a 1-D global pool)")
     return [Layer("pool", {"mode": "max" if reduce_node.op_type == "ReduceMax" else "avg", "global": True})], squeeze.output[0]
 
 
-def _only_user(g: OnnxGraph, tensor: str, op_types: tuple[str, ...]):
+def only_user(g: OnnxGraph, tensor: str, op_types: tuple[str, ...]):
     users = g.consumers.get(tensor, [])
     return users[0] if len(users) == 1 and users[0].op_type in op_types else None
 
@@ -284,7 +284,7 @@ def _only_user(g: OnnxGraph, tensor: str, op_types: tuple[str, ...]):
 @converts("Flatten")
 def flatten(node, g):
     if attrs(node).get("axis", 1) != 1:
-        raise _unexpressible(node, "Flatten from an axis other than 1 is not specc's flatten")
+        raise unexpressible(node, "Flatten from an axis other than 1 is not specc's flatten")
     return [Layer("flatten")], node.output[0]
 
 
@@ -297,14 +297,14 @@ def reshape(node, g: OnnxGraph):
     maxout = _maxout(node, g, shape, before)
     if maxout:
         return maxout
-    raise _unexpressible(
+    raise unexpressible(
         node, f"Reshape to {[int(v) for v in shape] if shape is not None else 'a computed shape'} is not a flatten to (N, -1)"
     )
 
 
 def _maxout(node, g: OnnxGraph, shape, before):
     """Maxout as the exporter writes it: channels reshaped to (C/k, k), then the max over the k."""
-    reduce_node = _only_user(g, node.output[0], ("ReduceMax",))
+    reduce_node = only_user(g, node.output[0], ("ReduceMax",))
     if shape is None or reduce_node is None or len(shape) != len(before) + 1 or None in before[1:]:
         return None
     axes = g.constant(reduce_node, 1)
@@ -320,7 +320,7 @@ def gemm(node, g: OnnxGraph):
     a = attrs(node)
     weight = g.constant(node, 1)
     if weight is None or a.get("transA", 0) or number(a.get("alpha", 1)) != 1 or number(a.get("beta", 1)) != 1:
-        raise _unexpressible(node, "Gemm other than x·Wᵀ + b with constant W is not a specc fc")
+        raise unexpressible(node, "Gemm other than x·Wᵀ + b with constant W is not a specc fc")
     weight = weight if a.get("transB", 0) else weight.T
     return _fc(node, weight, g.constant(node, 2)), node.output[0]
 
@@ -330,7 +330,7 @@ def matmul(node, g: OnnxGraph):
     """x·W, with the following Add of a constant as its bias: PyTorch's Linear as some exporters write it."""
     weight = g.constant(node, 1)
     if weight is None or weight.ndim != 2:
-        raise _unexpressible(node, "MatMul of two activations is not a specc layer")
+        raise unexpressible(node, "MatMul of two activations is not a specc layer")
     users = g.consumers.get(node.output[0], [])
     if len(users) == 1 and users[0].op_type == "Add" and len(g.activations(users[0])) == 1:
         add = users[0]
@@ -343,4 +343,4 @@ def _fc(node, weight, bias):
     if bias is not None and bias.shape != (weight.shape[0],):
         raise SpeccError(f"graph node {node.name}: bias of shape {list(bias.shape)} for {weight.shape[0]} outputs is not an fc's")
     tensors = {"weight": np.ascontiguousarray(weight)} | ({"bias": bias} if bias is not None else {})
-    return [Layer("fc", {"K": weight.shape[0]} | ({} if bias is not None else {"bias": False}), _name(node), tensors)]
+    return [Layer("fc", {"K": weight.shape[0]} | ({} if bias is not None else {"bias": False}), layer_name(node), tensors)]

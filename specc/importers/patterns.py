@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from .graph import FORK_PATTERNS, OnnxGraph, Walker, _axis, _unexpressible
-from .ops import CONVERTERS, _name, _only_user, attrs, convert, converts, matmul, number
+from .graph import FORK_PATTERNS, OnnxGraph, Walker, axis_of, unexpressible
+from .ops import CONVERTERS, attrs, convert, converts, layer_name, matmul, number, only_user
 from .tree import Group, Layer
 
 _LAYERSCALE_INIT = 1e-6  # LayerScale's default `init`
@@ -32,7 +32,7 @@ def channels_last(node, g: OnnxGraph):
     perm = [int(p) for p in attrs(node).get("perm", [])]
     rank = len(perm)
     if rank < 3 or perm != [0, *range(2, rank), 1]:
-        raise _unexpressible(
+        raise unexpressible(
             node, f"Transpose with perm={perm} is not a specc layer (only channels to the last axis, around layers on the channels)"
         )
     back = _transpose_back(node, g, [0, rank - 1, *range(1, rank - 1)])
@@ -45,7 +45,7 @@ def _transpose_back(node, g: OnnxGraph, inverse: list[int]):
     while todo:
         tensor = todo.pop()
         if tensor == g.output:
-            raise _unexpressible(node, "Transpose to channels-last whose tensor never comes back to channels-first is not a specc layer")
+            raise unexpressible(node, "Transpose to channels-last whose tensor never comes back to channels-first is not a specc layer")
         for user in g.consumers.get(tensor, []):
             if id(user) in seen:
                 continue
@@ -55,14 +55,14 @@ def _transpose_back(node, g: OnnxGraph, inverse: list[int]):
             else:
                 todo.extend(user.output)
     if len(backs) != 1:
-        raise _unexpressible(node, f"Transpose to channels-last that comes back through {len(backs)} Transposes is not a specc layer")
+        raise unexpressible(node, f"Transpose to channels-last that comes back through {len(backs)} Transposes is not a specc layer")
     return next(iter(backs.values()))
 
 
 def _convert_on_last_axis(node, g: OnnxGraph):
     converter = _ON_LAST_AXIS.get(node.op_type) or (CONVERTERS[node.op_type] if node.op_type in _ELEMENTWISE else None)
     if converter is None:
-        raise _unexpressible(
+        raise unexpressible(
             node,
             f"{node.op_type} on a channels-last tensor (between two Transposes) is not a specc layer; "
             "there specc reads layernorm, a Linear on the channels and activations",
@@ -74,7 +74,7 @@ def _layernorm_last_axis(node, g: OnnxGraph):
     rank = len(g.shapes.get(node.input[0], ()))
     axis = int(attrs(node).get("axis", -1))
     if not rank or axis % rank != rank - 1:
-        raise _unexpressible(node, f"LayerNormalization over axis {axis} of a channels-last rank-{rank} tensor is not over the channels")
+        raise unexpressible(node, f"LayerNormalization over axis {axis} of a channels-last rank-{rank} tensor is not over the channels")
     return _layernorm(node, g)
 
 
@@ -82,10 +82,10 @@ def _layernorm(node, g: OnnxGraph):
     """nn.LayerNorm's scale and shift; ones and zeros where it has none (elementwise_affine=False, bias=False)."""
     weight, bias = g.constant(node, 1), g.constant(node, 2)
     if weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
-        raise _unexpressible(node, "LayerNormalization whose scale or shift is computed is not a specc layer")
+        raise unexpressible(node, "LayerNormalization whose scale or shift is computed is not a specc layer")
     bias = bias if bias is not None else np.zeros_like(weight)
     eps = number(attrs(node).get("epsilon", 1e-5))
-    return [Layer("layernorm", {"eps": eps} if eps != 1e-5 else {}, _name(node), {"weight": weight, "bias": bias})], node.output[0]
+    return [Layer("layernorm", {"eps": eps} if eps != 1e-5 else {}, layer_name(node), {"weight": weight, "bias": bias})], node.output[0]
 
 
 def _linear_on_channels(node, g: OnnxGraph):
@@ -106,7 +106,7 @@ def layernorm_flat(node, g: OnnxGraph):
     """Over the features of a flat (N, C) vector; on a channels-first tensor only inside a channels-last region."""
     rank = len(g.shapes.get(node.input[0], ()))
     if rank != 2 or int(attrs(node).get("axis", -1)) % rank != 1:
-        raise _unexpressible(
+        raise unexpressible(
             node, f"LayerNormalization over more than the channels of a rank-{rank} tensor is not specc's layernorm (over the channels)"
         )
     return _layernorm(node, g)
@@ -123,10 +123,10 @@ def layerscale(node, g: OnnxGraph):
     wanted = (shape[1], *[1] * (len(shape) - 2)) if len(shape) > 1 else None
     if scale is None or wanted is None or tuple(scale.shape) != wanted:
         got = list(scale.shape) if scale is not None else "a computed tensor"
-        raise _unexpressible(node, f"Mul by {got} is not a specc layer (layerscale is one factor per channel, shaped C x 1 x 1)")
+        raise unexpressible(node, f"Mul by {got} is not a specc layer (layerscale is one factor per channel, shaped C x 1 x 1)")
     values = np.unique(scale)
     init = number(values[0]) if len(values) == 1 else _LAYERSCALE_INIT
-    return [Layer("layerscale", {"init": init} if init != _LAYERSCALE_INIT else {}, _name(node), {"scale": scale})], node.output[0]
+    return [Layer("layerscale", {"init": init} if init != _LAYERSCALE_INIT else {}, layer_name(node), {"scale": scale})], node.output[0]
 
 
 _reshape = CONVERTERS["Reshape"]
@@ -143,7 +143,7 @@ def _restrided(node, g: OnnxGraph):
     Its indices are constants, or come from the batch size: then computed at two sizes, they must be
     0, 1, 2, ... both times."""
     shape, before = g.constant(node, 1), g.shapes.get(node.input[0], ())
-    gather = _only_user(g, node.output[0], ("Gather",))
+    gather = only_user(g, node.output[0], ("Gather",))
     if shape is None or [int(v) for v in shape] != [-1] or gather is None or gather.input[0] != node.output[0]:
         return None
     if int(attrs(gather).get("axis", 0)) != 0 or not before or None in before[1:]:
@@ -185,8 +185,8 @@ def _size_value(g: OnnxGraph, tensor: str, batch: int):
 def _shuffle(node, g: OnnxGraph):
     """(N, C, ...) to (N, g, C/g, ...), Transpose(0, 2, 1, ...), Reshape to (N, C, ...): torchvision's channel_shuffle."""
     shape, before = g.constant(node, 1), g.shapes.get(node.input[0], ())
-    swap = _only_user(g, node.output[0], ("Transpose",))
-    back = _only_user(g, swap.output[0], ("Reshape",)) if swap else None
+    swap = only_user(g, node.output[0], ("Transpose",))
+    back = only_user(g, swap.output[0], ("Reshape",)) if swap else None
     if shape is None or back is None or len(before) < 3 or None in before[1:] or len(shape) != len(before) + 1:
         return None
     rank, flat = len(shape), g.constant(back, 1)
@@ -209,13 +209,13 @@ def split(node, g: OnnxGraph):
     sizes = g.constant(node, 1) if len(node.input) > 1 else attrs(node).get("split")  # an attribute before opset 13
     sizes = [int(s) for s in sizes] if sizes is not None else [channels // len(parts)] * len(parts) if channels else []
     if int(attrs(node).get("axis", 0)) != 1 or len(set(sizes)) != 1 or sum(sizes) != channels:
-        raise _unexpressible(node, f"Split into {sizes or 'parts'} on axis {attrs(node).get('axis', 0)} is not equal parts of the channels")
+        raise unexpressible(node, f"Split into {sizes or 'parts'} on axis {attrs(node).get('axis', 0)} is not equal parts of the channels")
     inside = g.between(node.input[0], g.output)
     users = [user for part in parts for user in g.consumers.get(part, []) if id(user) in inside]
     join = g.join(parts[0], users, inside, g.output) if users else node
     group = _concat_split(Walker(g, convert), node.input[0], [node], parts, join)
     if group is None:
-        raise _unexpressible(node, "Split whose parts do not each go through their own branch into one Concat is not a specc layer")
+        raise unexpressible(node, "Split whose parts do not each go through their own branch into one Concat is not a specc layer")
     return group, join.output[0]
 
 
@@ -263,7 +263,7 @@ def _concat_split(walker: Walker, source: str, forks: list, parts: list[str], jo
     """`concat split` where Concat input i is computed from part i alone and every node between the
     fork and the join is on one such branch; None otherwise."""
     g = walker.graph
-    if join.op_type != "Concat" or _axis(join) != 1 or len(join.input) != len(parts):
+    if join.op_type != "Concat" or axis_of(join) != 1 or len(join.input) != len(parts):
         return None
     branches = [g.between(part, end) for part, end in zip(parts, join.input, strict=True)]
     on_some = set().union(*branches)

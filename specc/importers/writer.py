@@ -9,8 +9,16 @@ from ..layers import KINDS
 from .blocks import Call, find_blocks
 from .tree import Layer, Statement, layers_in_order
 
-_POSITIONAL = {"fc": "K", "maxout": "K", "dropout": "p", "leakyrelu": "slope", "elu": "alpha", "pool": "mode", "shuffle": "groups"}
-_POSITIONAL |= {"layerscale": "init"}
+_POSITIONAL = {  # the field a kind writes without its name: `fc 10`, `shuffle 2`
+    "fc": "K",
+    "maxout": "K",
+    "dropout": "p",
+    "leakyrelu": "slope",
+    "elu": "alpha",
+    "pool": "mode",
+    "shuffle": "groups",
+    "layerscale": "init",
+}
 _WORDS = {"global", "ceil"}  # bool fields written as a bare word when true
 # What specc names unnamed layers after (conv3, bn2): a graph name like these could collide with one.
 _AUTO_NAMES = {kind.name for kind in KINDS.values()} | {kind.short for kind in KINDS.values()}
