@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
@@ -21,36 +20,20 @@ from onnx import TensorProto, helper
 import specc
 from specc.cli import main
 from specc.importers import import_onnx
-from specc.runners.checkpoint import save_atomic
 from specc.runners.export import export
 
-from .import_cases import assert_named_and_nothing_written, assert_written_import_agrees, random_state, rows
+from .import_cases import (
+    assert_agrees,
+    assert_named_and_nothing_written,
+    assert_same_network,
+    assert_written_import_agrees,
+    onnx_graph,
+    onnx_model,
+    onnxruntime_outputs,
+    outputs,
+)
 
 SPECS = Path(__file__).parent.parent / "specs"
-
-
-def _round_trip(name: str, tmp_path: Path, text: str):
-    original = specc.loads(text, f"{name}.cnn")
-    weights, model = tmp_path / f"{name}.safetensors", tmp_path / f"{name}.onnx"
-    save_atomic(weights, random_state(original, roles=("bias",)))  # a layerscale keeps its init: `layerscale 0.5` comes back
-    export(original, model, weights)
-    return original, model, import_onnx(model, name)
-
-
-def _assert_same_network(name: str, tmp_path: Path, text: str):
-    original, model, imported = _round_trip(name, tmp_path, text)
-    imported.net.check()
-    assert rows(imported.net) == rows(original)
-    assert imported.net.check().total_params == original.check().total_params
-    torch_model = imported.net.to_torch().eval()
-    torch_model.load_state_dict(imported.tensors)
-    x = np.random.default_rng(1).standard_normal((2, *original.input_shape)).astype(np.float32)
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    (want,) = session.run(None, {session.get_inputs()[0].name: x})
-    with torch.no_grad():
-        got = torch_model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
-    return imported
 
 
 GROUPS = """network groups
@@ -82,23 +65,13 @@ fc 3
 
 def test_every_group_comes_back(tmp_path):
     """A conv with a bias before its batchnorm and one without, a projection, a gate, silu, concat with the input."""
-    text = _assert_same_network("groups", tmp_path, GROUPS).text
+    text = assert_same_network("groups", tmp_path, GROUPS).text
     assert "with_bias: conv K=8 F=3 P=1\n" in text and "residual shortcut=project {" in text
     assert all(word in text for word in ("gate {", "silu", "relu6", "concat {", "identity"))
     assert text == specc.fmt.format_text(text)
 
 
 # --- graphs specc cannot express: named, exit 2, nothing written ---------------
-
-
-def _graph(nodes, inputs, outputs, initializers=()):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, inputs)
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, outputs)
-    return _model(helper.make_graph(nodes, "g", [x], [y], list(initializers)))
-
-
-def _model(graph):
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)  # onnxruntime reads IR 10
 
 
 def _unsupported():
@@ -108,7 +81,7 @@ def _unsupported():
     idx = onnx.numpy_helper.from_array(np.array([0, 1], np.int64), "idx")
     return {
         "matmul": (
-            _graph(
+            onnx_graph(
                 [helper.make_node("Relu", ["x"], ["a"], "/attn/Relu"), helper.make_node("MatMul", ["a", "a"], ["y"], "/attn/MatMul")],
                 [1, 4, 4],
                 [1, 4, 4],
@@ -116,15 +89,15 @@ def _unsupported():
             "graph node /attn/MatMul: MatMul of two activations is not a specc layer",
         ),
         "gather": (
-            _graph([helper.make_node("Gather", ["x", "idx"], ["y"], "/pick/Gather")], [1, 4], [2, 4], [idx]),
+            onnx_graph([helper.make_node("Gather", ["x", "idx"], ["y"], "/pick/Gather")], [1, 4], [2, 4], [idx]),
             "graph node /pick/Gather: Gather",
         ),
         "lstm": (
-            _graph([helper.make_node("LSTM", ["x", "w", "r"], ["y"], "/rnn/LSTM", hidden_size=1)], [1, 2, 4], [1, 1, 2, 1], [w, r]),
+            onnx_graph([helper.make_node("LSTM", ["x", "w", "r"], ["y"], "/rnn/LSTM", hidden_size=1)], [1, 2, 4], [1, 1, 2, 1], [w, r]),
             "graph node /rnn/LSTM: LSTM is not a specc layer (a recurrent layer)",
         ),
         "pads": (
-            _graph(
+            onnx_graph(
                 [helper.make_node("Conv", ["x", "cw"], ["y"], "/c/Conv", kernel_shape=[3, 3], pads=[0, 0, 1, 1])],
                 [1, 3, 8, 8],
                 [1, 2, 7, 7],
@@ -192,7 +165,7 @@ def _hand_made(tmp_path: Path) -> Path:
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])
-    model = _model(helper.make_graph(nodes, "g", [x], [y], initializers))
+    model = onnx_model(helper.make_graph(nodes, "g", [x], [y], initializers))
     path = tmp_path / "hand.onnx"
     onnx.save(model, path)
     return path
@@ -207,12 +180,8 @@ def test_a_graph_from_elsewhere_with_a_symbolic_input(tmp_path):
     assert "features_0: conv K=4 F=3 S=2 P=1" in lines
     assert "features_1: batchnorm eps=0.001 momentum=0.01" in lines
     assert {"relu6", "pool max F=3 S=2 ceil", "pool avg global", "flatten", "head: fc 5"} <= set(lines)
-    model = imported.net.to_torch().eval()
-    model.load_state_dict(imported.tensors)
     x = np.random.default_rng(3).standard_normal((2, 3, 17, 17)).astype(np.float32)
-    (want,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    with torch.no_grad():
-        np.testing.assert_allclose(model(torch.from_numpy(x)).numpy(), want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+    assert_agrees(outputs(imported, x), onnxruntime_outputs(path, x))
 
 
 def test_graph_names_are_made_legal_and_unique():
@@ -272,7 +241,7 @@ def test_repeated_units_come_back_as_one_block(tmp_path):
     """The bottleneck once, its varying channels and stride as parameters (4*K where one is a multiple
     of another), the projecting and the identity units one block through shortcut=auto, stages labelled;
     and a run of layers the source named as one module (`mid_0_...`), a block too."""
-    text = _assert_same_network("mini", tmp_path, MINI_RESNET).text
+    text = assert_same_network("mini", tmp_path, MINI_RESNET).text
     body = text[text.index("block ") :]
     assert body.count("block ") == 2 and "block res(K, S=1) {" in body and "block part(K) {" in body
     assert "residual shortcut=auto {" in body and "conv K=4*K F=1 bias=false" in body and "conv K=K F=3 S=S P=1 bias=false" in body
@@ -301,7 +270,7 @@ fc 3
 
 def test_units_that_auto_would_change_stay_as_they_are(tmp_path):
     """A projection where the shape stays is not what shortcut=auto builds: the block-free spec is kept."""
-    text = _assert_same_network("projections", tmp_path, SAME_SHAPE_PROJECTIONS).text
+    text = assert_same_network("projections", tmp_path, SAME_SHAPE_PROJECTIONS).text
     assert "block" not in text and text.count("residual shortcut=project {") == 2
 
 
@@ -339,7 +308,7 @@ fc 10
 def test_blocks_nest_and_a_block_is_a_residual_body(tmp_path):
     """Found bottom-up over the source's modules: conv-batchnorm-relu first, then the body made of two
     calls of it, inside each residual; the projecting residual and the others alike."""
-    text = _assert_same_network("nested", tmp_path, NESTED).text
+    text = assert_same_network("nested", tmp_path, NESTED).text
     blocks = dict(re.findall(r"block (\w+)\((.*?)\) \{", text))
     assert len(blocks) == 2, text
     inner, outer = blocks

@@ -18,8 +18,7 @@ import specc
 from specc.cli import main
 from specc.importers import import_onnx
 
-from .import_cases import assert_named_and_nothing_written, assert_written_import_agrees
-from .test_import import _assert_same_network, _graph
+from .import_cases import assert_named_and_nothing_written, assert_same_network, assert_written_import_agrees, onnx_graph
 
 PATTERNS = """network patterns
 input 8x8x8
@@ -64,7 +63,7 @@ fc 2
 def test_specc_export_of_the_patterns_comes_back(text, tmp_path):
     """ChannelLayerNorm (movedim, LayerNormalization, movedim), layerscale, shuffle, concat split (one Split), flat layernorm."""
     name = text.split()[1]
-    imported = _assert_same_network(name, tmp_path, text).text
+    imported = assert_same_network(name, tmp_path, text).text
     lines = {line.strip() for line in imported.splitlines()}
     assert "concat split {" in lines and ("shuffle 2" in lines or "shuffle 4" in lines)
     if name == "patterns":
@@ -179,7 +178,7 @@ def test_two_slices_of_the_channels_are_concat_split(tmp_path):
     ]
     const = _constants(zero=np.array([0], i64), half=np.array([2], i64), big=np.array([2**62], i64), axis=np.array([1], i64))
     path = tmp_path / "sliced.onnx"
-    onnx.save(_graph(nodes, [1, 4, 3, 3], [1, 4, 3, 3], const), path)
+    onnx.save(onnx_graph(nodes, [1, 4, 3, 3], [1, 4, 3, 3], const), path)
     imported = import_onnx(path)
     assert [line.strip() for line in imported.text.splitlines()[4:]] == ["concat split {", "identity", "relu", "}"]
     x = np.random.default_rng(0).standard_normal((1, 4, 3, 3)).astype(np.float32)
@@ -194,19 +193,19 @@ def _unsupported():
     pool = helper.make_node("MaxPool", ["t"], ["p"], "/pool/MaxPool", kernel_shape=[1, 2])
     return {
         "channels_last": (
-            _graph([to_last, pool, back], [1, 4, 4, 4], [1, 3, 4, 4]),
+            onnx_graph([to_last, pool, back], [1, 4, 4, 4], [1, 3, 4, 4]),
             "graph node /pool/MaxPool: MaxPool on a channels-last tensor (between two Transposes) is not a specc layer",
         ),
         "perm": (
-            _graph([helper.make_node("Transpose", ["x"], ["y"], "/t/Transpose", perm=[0, 1, 3, 2])], [1, 4, 4, 5], [1, 4, 5, 4]),
+            onnx_graph([helper.make_node("Transpose", ["x"], ["y"], "/t/Transpose", perm=[0, 1, 3, 2])], [1, 4, 4, 5], [1, 4, 5, 4]),
             "graph node /t/Transpose: Transpose with perm=[0, 1, 3, 2] is not a specc layer",
         ),
         "scalar_mul": (
-            _graph([helper.make_node("Mul", ["x", "k"], ["y"], "/scale/Mul")], [1, 4, 3, 3], [1, 4, 3, 3], _constants(k=np.float32(2))),
+            onnx_graph([helper.make_node("Mul", ["x", "k"], ["y"], "/scale/Mul")], [1, 4, 3, 3], [1, 4, 3, 3], _constants(k=np.float32(2))),
             "graph node /scale/Mul: Mul by [] is not a specc layer (layerscale is one factor per channel",
         ),
         "unequal_split": (
-            _graph(
+            onnx_graph(
                 [
                     helper.make_node("Split", ["x", "sizes"], ["a", "b"], "/chunk/Split", axis=1),
                     helper.make_node("Concat", ["b", "a"], ["y"], "/cat", axis=1),

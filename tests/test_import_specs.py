@@ -12,25 +12,19 @@ import re
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
 
 import specc
 from specc.backends.onnx import DEFAULT_OPSET, convert
 from specc.importers import import_onnx
 from specc.importers.pytorch import import_exported
 
-from .import_cases import outputs, random_state, rows
+from .import_cases import assert_agrees, onnxruntime_outputs, outputs, random_state, rows, tensor_sums
 
 SPECS = Path(__file__).parent.parent / "specs"
 CASES = ["convnetjs_cifar10", "dna_cnn1d", "fashion", "inception_mini", "keras_mnist", "lecture_convnet", "lenet5", "zoo_tour"]
 SLOW = ["resnet34", "unet", "voxnet3d"]  # resnet34 at 64x64 (its `input` line changed): the same layers, quicker
 CASES += SLOW
-
-
-def _sums(state: dict[str, torch.Tensor]) -> list[tuple]:
-    return sorted((tuple(t.shape), round(float(t.double().sum()), 4)) for k, t in state.items() if not k.endswith("num_batches_tracked"))
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in CASES])
@@ -42,13 +36,12 @@ def test_a_spec_comes_back_both_ways(name, tmp_path):
     path = tmp_path / f"{name}.onnx"  # what `specc export` writes, without its own onnxruntime check
     path.write_bytes(convert(module, original.input_shape, name, DEFAULT_OPSET, {"specc.output": "output"}, name).SerializeToString())
     x = np.random.default_rng(1).standard_normal((2, *original.input_shape)).astype(np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (want,) = session.run(None, {session.get_inputs()[0].name: x})
+    want = onnxruntime_outputs(path, x)
     from_onnx = import_onnx(path)
     from_pytorch = import_exported(module, path, original.input_shape, name, f"{name}.cnn")
     for imported in (from_onnx, from_pytorch):
         assert rows(imported.net) == rows(original)
         assert imported.net.check().total_params == original.check().total_params
-        np.testing.assert_allclose(outputs(imported, x), want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+        assert_agrees(outputs(imported, x), want)
     # From PyTorch the module's own tensors came across, not the exporter's folded ones, whatever their names.
-    assert _sums(from_pytorch.tensors) == _sums(module.state_dict())
+    assert tensor_sums(from_pytorch.tensors) == tensor_sums(module.state_dict())

@@ -184,7 +184,7 @@ def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
     from specc.importers import import_onnx
     from specc.importers.pytorch import import_exported
 
-    from .import_cases import outputs, rows
+    from .import_cases import assert_agrees, outputs, rows
 
     shape = pair.net.input_shape
     with torch.no_grad():
@@ -193,7 +193,7 @@ def test_onnx_export_computes_torchvisions_function(name: str, tmp_path: Path):
     for imported, source in ((from_onnx, got), (from_pytorch, compiled)):
         assert rows(imported.net) == rows(pair.net)
         mine = outputs(imported, pair.batch)
-        np.testing.assert_allclose(mine, source, rtol=0, atol=1e-5 * max(1.0, float(np.abs(source).max())))  # what it came from
+        assert_agrees(mine, source)  # what it came from
         assert ratio(mine, want) <= RELATIVE  # and torchvision's function
         assert "\nblock " in imported.text, imported.text
 
