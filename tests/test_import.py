@@ -3,7 +3,8 @@ batchnorm statistics too) come back with the same check report and, with the imp
 onnxruntime's outputs; graphs and modules specc cannot express are named, with nothing written.
 
 The specs in specs/ come back in test_import_specs.py and test_zoo.py, torchvision's own models
-in test_import_torchvision.py, ConvNeXt's and ShuffleNet's patterns in test_import_patterns.py."""
+in test_import_torchvision.py, ConvNeXt's and ShuffleNet's patterns in test_import_patterns.py,
+the written weights in eval, train --init-from, export and predict in test_import_weights.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from onnx import TensorProto, helper
 import specc
 from specc.cli import main
 from specc.importers import import_onnx
-from specc.runners.export import export
 
 from .import_cases import (
     assert_agrees,
@@ -122,17 +122,6 @@ def test_missing_and_truncated_files(tmp_path):
     truncated = CliRunner().invoke(main, ["import", str(cut), "-o", str(tmp_path / "cut.cnn")])
     assert truncated.exit_code == 2 and "not a readable ONNX model" in truncated.output
     assert not (tmp_path / "cut.cnn").exists()
-
-
-def test_cli_writes_spec_and_weights_that_load(tmp_path):
-    original = specc.load(SPECS / "lenet5.cnn")
-    export(original, tmp_path / "lenet.onnx")
-    out, weights = tmp_path / "lenet.cnn", tmp_path / "lenet.safetensors"
-    result = CliRunner().invoke(main, ["import", str(tmp_path / "lenet.onnx"), "-o", str(out), "--weights", str(weights)])
-    assert result.exit_code == 0, result.output
-    net = specc.load(out)
-    export(net, tmp_path / "again.onnx", weights)  # export loads the weights by name and checks them against torch
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx", "lenet.cnn", "lenet.onnx", "lenet.safetensors"]
 
 
 def _hand_made(tmp_path: Path) -> Path:

@@ -39,4 +39,5 @@ def import_(model: str, output: str | None, weights: str | None, input_shape: st
     layers = len(imported.net.network.layers())
     click.echo(f"wrote {output}: {layers} layers, {report.total_params:,} parameters, {len(imported.text.splitlines())} lines")
     if weights:
-        click.echo(f"wrote {weights}: {len(imported.tensors)} tensors")
+        carried = ", ".join(key.removeprefix("specc.") for key in imported.metadata)
+        click.echo(f"wrote {weights}: {len(imported.tensors)} tensors" + (f", and the file's {carried}" if carried else ""))

@@ -10,8 +10,9 @@ written unless the spec checks and computes what the source computes.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFileError, SpeccError, UsageError
@@ -29,6 +30,10 @@ class Imported:
     text: str  # the spec, checked and formatted
     net: object  # the specc.Net it parses to
     tensors: dict  # parameter name -> torch tensor, as net.to_torch().state_dict() names them
+    # What a file `specc export` wrote says of its inputs and outputs (specc.task, classes, mean, std,
+    # input_shape): carried into the weights, so that eval, export and predict prepare inputs and name
+    # outputs as the source did, not with the data's statistics and numbered classes.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def import_onnx(
@@ -39,11 +44,28 @@ def import_onnx(
     The imported network is run against onnxruntime on the file before it is returned.
     """
     path = Path(path)
-    graph = OnnxGraph(load(path))
+    model = load(path)
+    graph = OnnxGraph(model)
     shape = _input_shape(graph, input_shape)
     imported = from_graph(graph, shape, network_name(name or path.stem), origin or path.name)
     check_agrees(imported, onnxruntime_reference(path), shape, path.name, batch=graph.shapes[graph.input][0])
+    imported.metadata = _carried_metadata(model, shape, imported.net.check().output_shape, str(path))
     return imported
+
+
+_CARRIED = ("specc.task", "specc.classes", "specc.mean", "specc.std", "specc.input_shape")
+
+
+def _carried_metadata(model, shape: tuple[int, ...], output_shape, where: str) -> dict[str, str]:
+    """The file's specc.* entries that the weights keep, checked as eval and predict check them."""
+    from ..runners.metadata import read_metadata
+
+    props = {p.key: p.value for p in model.metadata_props}
+    meta = {key: props[key] for key in _CARRIED if key in props}
+    read_metadata(meta, where, output_shape)  # a damaged entry is named here, before anything is written
+    if "specc.input_shape" in meta and json.loads(meta["specc.input_shape"]) != list(shape):
+        meta.pop("specc.input_shape")  # --input gave a symbolic graph another size; mean and std still hold per channel
+    return meta
 
 
 def from_graph(graph: OnnxGraph, shape: tuple[int, ...], spec_name: str, origin: str, carry=None) -> Imported:
@@ -99,7 +121,7 @@ def write(imported: Imported, spec_path: str | Path, weights_path: str | Path | 
     from ..runners.checkpoint import save_atomic
 
     if weights_path is not None:
-        save_atomic(Path(weights_path), imported.tensors, {"specc.network": imported.net.name})
+        save_atomic(Path(weights_path), imported.tensors, {"specc.network": imported.net.name} | imported.metadata)
     spec_path = Path(spec_path)
     partial = spec_path.with_name(spec_path.name + ".partial")
     try:
