@@ -342,6 +342,16 @@ def test_a_pytorch_model_comes_in_through_its_export(tmp_path):
     assert missing.exit_code == 2 and "--input" in missing.output
     unknown = CliRunner().invoke(main, ["import", "no_such_module_here:net", "--input", "3x8x8", "-o", str(tmp_path / "x.cnn")])
     assert unknown.exit_code == 2 and "cannot import no_such_module_here" in unknown.output and not (tmp_path / "x.cnn").exists()
+    assert "name an installed module" in unknown.output
+
+
+def test_a_module_that_fails_as_it_imports_is_named_so(tmp_path, monkeypatch):
+    (tmp_path / "broken_models.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(main, ["import", "broken_models:net", "--input", "3x8x8", "-o", str(tmp_path / "x.cnn")])
+    assert result.exit_code == 2 and "cannot import broken_models: RuntimeError: operator torchvision::nms" in result.output
+    assert "broken_models is installed but failed to import" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.cnn").exists()
 
 
 def transformer_block():

@@ -97,9 +97,11 @@ def _build(target: str):
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # an import runs arbitrary code: anything it raises means the module is not there to use
-        raise InputFileError(
-            f"cannot import {module_name}: {err}", hint="name an installed module, e.g. torchvision.models:resnet18"
-        ) from None
+        absent = isinstance(err, ModuleNotFoundError) and f"{module_name}.".startswith(f"{err.name}.")
+        # Installed but failing: pip's torchvision 0.28 beside a CPU torch does, its CUDA extension unable to load.
+        broken = f"{module_name} is installed but failed to import; one built for another torch than yours ({torch.__version__}) does"
+        hint = "name an installed module, e.g. torchvision.models:resnet18" if absent else broken
+        raise InputFileError(f"cannot import {module_name}: {err.__class__.__name__}: {err}", hint=hint) from None
     factory = getattr(module, attribute, None)
     if factory is None:  # `torchvision:resnet18`: the package keeps its models in .models
         models = _submodule(module_name, "models")
