@@ -10,7 +10,6 @@ written unless the spec checks and computes what the source computes.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +61,8 @@ def _carried_metadata(model, shape: tuple[int, ...], output_shape, where: str) -
 
     props = {p.key: p.value for p in model.metadata_props}
     meta = {key: props[key] for key in _CARRIED if key in props}
-    read_metadata(meta, where, output_shape)  # a damaged entry is named here, before anything is written
-    if "specc.input_shape" in meta and json.loads(meta["specc.input_shape"]) != list(shape):
+    values = read_metadata(meta, where, output_shape)  # a damaged entry is named here, before anything is written
+    if values.get("input_shape", list(shape)) != list(shape):
         meta.pop("specc.input_shape")  # --input gave a symbolic graph another size; mean and std still hold per channel
     return meta
 

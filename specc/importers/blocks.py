@@ -231,9 +231,10 @@ def _block(name: str, units: list[Unit], named: bool, blocks: dict[str, Block]) 
     usual: dict[str, int] = {}  # a parameter -> the default of the field it was made for
     for position, mine in enumerate(_slots(body)):
         values, defaults, order = _fields(mine, blocks)
-        varying = dict.fromkeys(f for unit in slots for f, v in _fields(unit[position], blocks)[0].items() if _varies(v))
+        each = [_fields(unit[position], blocks)[0] for unit in slots]  # this slot's values in every unit
+        varying = dict.fromkeys(f for unit_values in each for f, v in unit_values.items() if _varies(v))
         args = {f: v for f, v in values.items() if not _varies(v)}
-        columns = {f: tuple(_fields(unit[position], blocks)[0].get(f, defaults.get(f)) for unit in slots) for f in varying}
+        columns = {f: tuple(unit_values.get(f, defaults.get(f)) for unit_values in each) for f in varying}
         for f, column in columns.items():
             if len(set(column)) == 1:
                 if column[0] != defaults.get(f):
